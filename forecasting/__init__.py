@@ -1,0 +1,1 @@
+"""Renewable supply forecasting (pure numpy/scipy; imports nothing of ours)."""

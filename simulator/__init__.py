@@ -1,0 +1,1 @@
+"""Plant simulator: pot-line physics, renewables, storage, captive unit, grid, and its MQTT bridge."""

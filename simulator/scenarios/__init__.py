@@ -1,0 +1,1 @@
+"""Built-in scenario files (TOML); copy one to make your own."""
