@@ -72,7 +72,7 @@ class PotPhysics(_Spec, frozen=True, kw_only=True):
     resistance_slew_v_per_h: NonNeg = 0.05
     heat_exchangers: bool = True
     """EnPot-like shell heat exchangers on this line."""
-    hx_range_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.5)] = 0.25
+    hx_range_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.5)] = 0.30
     """Heat-loss adjustment of the exchangers, ± fraction of nominal heat generation."""
     hx_time_constant_h: Pos = 0.5
     anode_effects_per_pot_day: NonNeg = 0.05
@@ -187,6 +187,13 @@ class WeatherSpec(_Spec, frozen=True, kw_only=True):
     """Long-run mean of the clear-sky index (cloudiness of the climate)."""
 
 
+class ProtectionSpec(_Spec, frozen=True, kw_only=True):
+    """Plant-side protection (the PLCs'), in plant time."""
+
+    watchdog_s: Annotated[float, msgspec.Meta(gt=0.0)] = 1800.0
+    """No valid command for this long returns an asset to its safe default."""
+
+
 class Scenario(_Spec, frozen=True, kw_only=True):
     name: AssetName
     description: str = ""
@@ -206,6 +213,7 @@ class Scenario(_Spec, frozen=True, kw_only=True):
     captive: list[CaptiveSpec] = msgspec.field(default_factory=list)
     grid: GridSpec | None = None
     weather: WeatherSpec = msgspec.field(default_factory=WeatherSpec)
+    protection: ProtectionSpec = msgspec.field(default_factory=ProtectionSpec)
 
     def __post_init__(self) -> None:
         if not self.potline:
