@@ -18,8 +18,11 @@ EXIT_USAGE = 2
 
 def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("simulate", help="run the plant simulator over MQTT, or --offline headless")
-    p.add_argument("--scenario", help="built-in scenario name or scenario file "
-                   "(default: the config's, else yunnan-hydro-solar)")
+    p.add_argument(
+        "--scenario",
+        help="built-in scenario name or scenario file "
+        "(default: the config's, else yunnan-hydro-solar)",
+    )
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--config", help="TOML config file ([mqtt] and [simulator] tables)")
     p.add_argument("--broker", help="broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT")
@@ -39,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Energy management for aluminium smelters: pot-line flexibility and storage "
         "put to work on renewable supply.",
     )
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _simulate_parser(sub)
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
@@ -53,10 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level, stream=sys.stderr,
+        level=args.log_level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from simulator import cli as sim_cli  # harness only: see the module docstring
+    from simulator import cli as sim_cli  # noqa: PLC0415  (harness only: see the docstring)
 
     if args.command == "simulate":
         return sim_cli.simulate(args)

@@ -317,8 +317,8 @@ class Topics:
                 return Topic("potline", line)
             case ["telemetry", "potline", line, "pots"] if _valid(line):
                 return Topic("pots", line)
-            case ["telemetry", ("grid" | "renewable" | "bess" | "captive") as kind, name] if (
-                _valid(name)
+            case ["telemetry", ("grid" | "renewable" | "bess" | "captive") as kind, name] if _valid(
+                name
             ):
                 return Topic(kind, name)
             case ["forecast", "weather", site] if _valid(site):
@@ -399,9 +399,15 @@ def decode(kind: str, data: bytes | bytearray | str, type_: type[P] | None = Non
         result: P = decoder.decode(data)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        reason = "out_of_range" if "out of range" in text or "Expected `float` >=" in text or (
-            "Expected `float` <=" in text
-        ) or "Expected `int` >=" in text or "Expected `int` <=" in text else "schema"
+        reason = (
+            "out_of_range"
+            if "out of range" in text
+            or "Expected `float` >=" in text
+            or ("Expected `float` <=" in text)
+            or "Expected `int` >=" in text
+            or "Expected `int` <=" in text
+            else "schema"
+        )
         raise PayloadError(reason, text) from None
     except msgspec.DecodeError as exc:
         raise PayloadError("malformed_json", str(exc)) from None

@@ -1,1 +1,1 @@
-"""Plant simulator: pot-line physics, renewables, storage, captive unit, grid, and its MQTT bridge."""
+"""Plant simulator: pot-line physics, renewables, storage, captive unit, grid, MQTT bridge."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 
 import msgspec
 
-from controller.contract import FileError, MqttSettings
+from controller.contract import FileError, MqttSettings, convert
 from simulator.config import SimulatorConfig, SimulatorSection, load_simulator_config
 from simulator.offline import OfflineRun, run_offline
 from simulator.scenario import builtin_names, load_scenario
@@ -37,8 +38,6 @@ def _config(args: argparse.Namespace) -> SimulatorConfig:
     raw_mqtt = msgspec.to_builtins(config.mqtt)
     if args.broker is not None:
         raw_mqtt["url"] = args.broker
-    from controller.contract import convert
-
     return SimulatorConfig(
         mqtt=convert(raw_mqtt, MqttSettings, "--broker"),
         simulator=convert(raw_sim, SimulatorSection, "command line"),
@@ -53,9 +52,14 @@ def simulate(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if args.offline:
         try:
-            run = OfflineRun(days=args.days, seed=config.simulator.seed,
-                             current_frac=args.current_frac, outage_start_h=args.outage_start_h,
-                             outage_hours=args.outage_hours, step_s=config.simulator.step_s)
+            run = OfflineRun(
+                days=args.days,
+                seed=config.simulator.seed,
+                current_frac=args.current_frac,
+                outage_start_h=args.outage_start_h,
+                outage_hours=args.outage_hours,
+                step_s=config.simulator.step_s,
+            )
         except ValueError as exc:
             return _error(str(exc))
         result = run_offline(scenario, run)
@@ -64,7 +68,7 @@ def simulate(args: argparse.Namespace) -> int:
         else:
             _print_table(result)
         return 0
-    from simulator import bridge
+    from simulator import bridge  # noqa: PLC0415  (aiomqtt only when online)
 
     return bridge.run(config, scenario)
 
@@ -82,17 +86,21 @@ def scenarios(args: argparse.Namespace) -> int:
     rows = []
     for name in builtin_names():
         s = load_scenario(name)
-        rows.append({
-            "name": s.name,
-            "description": s.description,
-            "islanded": s.islanded,
-            "potlines": len(s.potline),
-            "pots": sum(p.pots for p in s.potline),
-            "renewable_mw": {r.kind.value: sum(x.capacity_mw for x in s.renewable
-                                               if x.kind == r.kind) for r in s.renewable},
-            "bess_mwh": sum(b.energy_mwh for b in s.bess),
-            "captive_mw": sum(c.max_mw for c in s.captive),
-        })
+        rows.append(
+            {
+                "name": s.name,
+                "description": s.description,
+                "islanded": s.islanded,
+                "potlines": len(s.potline),
+                "pots": sum(p.pots for p in s.potline),
+                "renewable_mw": {
+                    r.kind.value: sum(x.capacity_mw for x in s.renewable if x.kind == r.kind)
+                    for r in s.renewable
+                },
+                "bess_mwh": sum(b.energy_mwh for b in s.bess),
+                "captive_mw": sum(c.max_mw for c in s.captive),
+            }
+        )
     if args.json:
         print(json.dumps(rows))
     else:
@@ -103,7 +111,6 @@ def scenarios(args: argparse.Namespace) -> int:
 
 def check_config(path: str) -> int:
     """Validate every table of a config file; print what is wrong and return 2, or 0."""
-    import tomllib
 
     try:
         with open(path, "rb") as f:
@@ -114,8 +121,9 @@ def check_config(path: str) -> int:
         return _error(f"{path}: not valid TOML: {exc}")
     unknown = sorted(set(raw) - KNOWN_TABLES)
     if unknown:
-        return _error(f"{path}: key '{unknown[0]}': unknown table (known: "
-                      f"{', '.join(sorted(KNOWN_TABLES))})")
+        return _error(
+            f"{path}: key '{unknown[0]}': unknown table (known: {', '.join(sorted(KNOWN_TABLES))})"
+        )
     try:
         config = load_simulator_config(path)
         load_scenario(config.simulator.scenario)

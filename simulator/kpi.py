@@ -32,6 +32,9 @@ class SiteStep:
     load_mw: float
     import_price_per_mwh: float
     shed_mw: float
+    """Pot-line load cut by the plant's protection before the step."""
+    unserved_mw: float
+    """Load left unserved after shedding (islanded sites; frequency sags)."""
     overgeneration_mw: float
     frequency_hz: float
 
@@ -71,10 +74,15 @@ class KpiAccumulator:
             ("captive_mwh", s.captive_mw),
             ("consumption_mwh", s.load_mw),
             ("shed_mwh", s.shed_mw),
+            ("unserved_mwh", s.unserved_mw),
             ("overgeneration_mwh", s.overgeneration_mw),
             ("co2_t", s.grid_import_mw * carbon + s.captive_co2_t_per_h),
-            ("cost", s.grid_import_mw * s.import_price_per_mwh + s.captive_cost_per_h
-             - s.grid_export_mw * export_price),
+            (
+                "cost",
+                s.grid_import_mw * s.import_price_per_mwh
+                + s.captive_cost_per_h
+                - s.grid_export_mw * export_price,
+            ),
         ):
             self.energy[key] = self.energy.get(key, 0.0) + mw * h
         self.min_frequency_hz = min(self.min_frequency_hz, s.frequency_hz)
@@ -101,10 +109,14 @@ class KpiAccumulator:
 
     def aluminium_target_t(self) -> float:
         """Production at nominal current and nominal current efficiency over the run."""
-        return sum(
-            p.pots * FARADAY_KG_PER_KAH * p.nominal_current_ka * p.physics.current_efficiency
-            for p in self.scenario.potline
-        ) * self.hours / 1000.0
+        return (
+            sum(
+                p.pots * FARADAY_KG_PER_KAH * p.nominal_current_ka * p.physics.current_efficiency
+                for p in self.scenario.potline
+            )
+            * self.hours
+            / 1000.0
+        )
 
     def result(self) -> dict[str, object]:
         e = self.energy
@@ -112,14 +124,17 @@ class KpiAccumulator:
         out: dict[str, object] = {k: round(v, 3) for k, v in e.items() if k != "consumption_mwh"}
         out["site_consumption_mwh"] = round(consumption, 3)
         out["renewable_share"] = round(
-            e.get("renewable_used_mwh", 0.0) / consumption if consumption > 0 else 0.0, 6)
+            e.get("renewable_used_mwh", 0.0) / consumption if consumption > 0 else 0.0, 6
+        )
         out["aluminium_t"] = round(sum(s.aluminium_t for s in self.lines), 3)
         out["aluminium_target_t"] = round(self.aluminium_target_t(), 3)
         out["thermal_violation_min"] = round(self.thermal_violation_min, 1)
-        out["min_bath_temp_c"] = round(min((s.min_bath_temp_c for s in self.lines),
-                                           default=float("nan")), 3)
-        out["max_bath_temp_c"] = round(max((s.max_bath_temp_c for s in self.lines),
-                                           default=float("nan")), 3)
+        out["min_bath_temp_c"] = round(
+            min((s.min_bath_temp_c for s in self.lines), default=float("nan")), 3
+        )
+        out["max_bath_temp_c"] = round(
+            max((s.max_bath_temp_c for s in self.lines), default=float("nan")), 3
+        )
         if self.scenario.islanded:
             out["min_frequency_hz"] = round(self.min_frequency_hz, 3)
             out["max_frequency_hz"] = round(self.max_frequency_hz, 3)

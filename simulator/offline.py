@@ -25,8 +25,9 @@ class OfflineRun:
             raise ValueError(f"days must be in (0, 3660], got {self.days}")
         if self.current_frac is not None and not 0.0 <= self.current_frac <= 1.5:
             raise ValueError(f"current_frac must be in [0, 1.5], got {self.current_frac}")
-        if self.outage_hours < 0.0 or (self.outage_start_h is not None and
-                                       self.outage_start_h < 0.0):
+        if self.outage_hours < 0.0 or (
+            self.outage_start_h is not None and self.outage_start_h < 0.0
+        ):
             raise ValueError("outage_start_h and outage_hours must not be negative")
 
 

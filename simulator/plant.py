@@ -48,6 +48,9 @@ NOMINAL_FREQUENCY_HZ = 50.0
 ISLAND_STIFFNESS_FRAC_PER_HZ = 0.04
 """Island frequency response: an imbalance of 4 % of the site load moves frequency by 1 Hz
 (a primary-control droop of the order of a small coal-fired island)."""
+UFLS_MAX_DIP_HZ = 2.0
+"""Under-frequency load shedding (and over-frequency tripping) keeps the island within ±2 Hz:
+deeper imbalances are resolved by shedding, so the reported nadir saturates there."""
 ISLAND_BUS = "bus"
 
 
@@ -79,8 +82,9 @@ class Plant:
         self.captive = [Captive(spec) for spec in scenario.captive]
         watchdog_s = scenario.protection.watchdog_s
         self.line_guards = {
-            s.name: SetpointGuard(s.name, s.min_current_ka, s.max_current_ka,
-                                  s.nominal_current_ka, watchdog_s)
+            s.name: SetpointGuard(
+                s.name, s.min_current_ka, s.max_current_ka, s.nominal_current_ka, watchdog_s
+            )
             for s in scenario.potline
         }
         self.bess_guards = {
@@ -100,6 +104,8 @@ class Plant:
         self._shed_mw = 0.0
         self._frozen_seen = [0 for _ in self.lines]
         self._line_current_override: dict[str, float] = {}
+        self._reserve_mw = 0.0
+        self._response_mw = 0.0
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -151,43 +157,46 @@ class Plant:
             )
             for line in self.lines
         ]
-        line_mw = [self._line_power_mw(line, i) for line, i in zip(self.lines, currents,
-                                                                     strict=True)]
+        line_mw = [
+            self._line_power_mw(line, i) for line, i in zip(self.lines, currents, strict=True)
+        ]
         bess_mw = [
             b.feasible_mw(self.bess_guards[b.spec.name].effective(now, 0.0), dt) for b in self.bess
         ]
         renew_mw = {r.name: self.weather.available_mw(r.name, now) for r in sc.renewable}
         available_mw = sum(renew_mw.values())
-        load_mw = sum(line_mw) + sc.auxiliary_load_mw - sum(min(p, 0.0) for p in bess_mw)
+        charge_mw = -sum(min(p, 0.0) for p in bess_mw)
         bess_out_mw = sum(max(p, 0.0) for p in bess_mw)
+        # Islanded, the BESS also gives fast frequency response beyond its setpoint.
+        headroom_mw = [
+            b.feasible_mw(b.spec.power_mw, dt) - p for b, p in zip(self.bess, bess_mw, strict=True)
+        ]
+        self._reserve_mw = sum(headroom_mw) if sc.islanded else 0.0
 
-        if sc.islanded:
-            captive_mw, curtailed_mw, deficit_mw, surplus_mw = self._balance_island(
-                load_mw, available_mw, bess_out_mw, dt
-            )
-            grid_mw = 0.0
-        else:
-            captive_mw = [
-                c.reachable_mw(self.captive_guards[c.spec.name].effective(now, c.power_mw), dt)
-                for c in self.captive
-            ]
-            net_mw = load_mw - available_mw - bess_out_mw - sum(captive_mw)
-            grid_mw, curtailed_mw, deficit_mw, surplus_mw = self._balance_grid(
-                net_mw, available_mw
-            )
-        for c, p in zip(self.captive, captive_mw, strict=True):
-            c.power_mw = p
-
-        self._frequency_hz = self._frequency(deficit_mw - surplus_mw, load_mw)
-        if deficit_mw > 1e-6:
-            currents = self._shed(currents, line_mw, deficit_mw)
-            load_mw -= deficit_mw
-        self._shed_mw = deficit_mw
+        # Shedding is decided on the load the lines are about to draw ...
+        planned_mw = sum(line_mw) + sc.auxiliary_load_mw + charge_mw
+        _, _, shed_mw, surplus_mw = self._balance(planned_mw, available_mw, bess_out_mw, dt)
+        self._frequency_hz = self._frequency(shed_mw - surplus_mw, planned_mw)
+        if shed_mw > 1e-6:
+            currents = self._shed(currents, line_mw, shed_mw)
+        self._shed_mw = shed_mw
 
         results = [line.step(i, dt) for line, i in zip(self.lines, currents, strict=True)]
-        for b, p in zip(self.bess, bess_mw, strict=True):
-            b.step(p, dt)
         self._check_freezing(now)
+
+        # ... and the site balances on what they really drew (anode effects, control trims).
+        load_mw = sum(r.power_mw for r in results) + sc.auxiliary_load_mw + charge_mw
+        captive_mw, grid_mw, curtailed_mw, unserved_mw, surplus_mw = self._settle(
+            load_mw, available_mw, bess_out_mw, dt
+        )
+        for c, p in zip(self.captive, captive_mw, strict=True):
+            c.power_mw = p
+        response_mw = self._response_mw
+        total_headroom = sum(headroom_mw)
+        for k, (b, p) in enumerate(zip(self.bess, bess_mw, strict=True)):
+            share = headroom_mw[k] / total_headroom if total_headroom > 0 else 0.0
+            bess_mw[k] = p + response_mw * share
+            b.step(bess_mw[k], dt)
 
         exported_mw = max(-grid_mw, 0.0)
         used_mw = max(available_mw - curtailed_mw - exported_mw, 0.0)
@@ -206,15 +215,17 @@ class Plant:
             grid_import_mw=max(grid_mw, 0.0),
             grid_export_mw=exported_mw,
             captive_mw=sum(captive_mw),
-            captive_co2_t_per_h=sum(p * c.spec.co2_t_per_mwh
-                                    for p, c in zip(captive_mw, self.captive, strict=True)),
-            captive_cost_per_h=sum(p * c.spec.fuel_cost_per_mwh
-                                   for p, c in zip(captive_mw, self.captive, strict=True)),
+            captive_co2_t_per_h=sum(
+                p * c.spec.co2_t_per_mwh for p, c in zip(captive_mw, self.captive, strict=True)
+            ),
+            captive_cost_per_h=sum(
+                p * c.spec.fuel_cost_per_mwh for p, c in zip(captive_mw, self.captive, strict=True)
+            ),
             bess_mw=sum(bess_mw),
-            load_mw=sum(r.power_mw for r in results) + sc.auxiliary_load_mw
-            - sum(min(p, 0.0) for p in bess_mw),
+            load_mw=load_mw - charge_mw - sum(min(p, 0.0) for p in bess_mw),
             import_price_per_mwh=price,
-            shed_mw=deficit_mw,
+            shed_mw=shed_mw,
+            unserved_mw=unserved_mw,
             overgeneration_mw=surplus_mw,
             frequency_hz=self._frequency_hz,
         )
@@ -229,9 +240,44 @@ class Plant:
         v = p.e0_v + line.resistance_uohm[online] * 1e-3 * current_ka + line.delta_v[online]
         return float(current_ka * np.sum(v)) * 1e-3
 
-    def _balance_grid(self, net_mw: float, available_mw: float
-                      ) -> tuple[float, float, float, float]:
-        """Grid takes the net load within its limits; returns (grid, curtailed, deficit, surplus)."""
+    def _captive_setpoints_mw(self, dt_s: float) -> list[float]:
+        return [
+            c.reachable_mw(self.captive_guards[c.spec.name].effective(self.now_s, c.power_mw), dt_s)
+            for c in self.captive
+        ]
+
+    def _balance(
+        self, load_mw: float, available_mw: float, bess_out_mw: float, dt_s: float
+    ) -> tuple[list[float], float, float, float]:
+        """(captive outputs, grid (+ import), shortfall, over-generation) for a site load."""
+        if self.scenario.islanded:
+            captive_mw, _, short, surplus = self._balance_island(
+                load_mw, available_mw, bess_out_mw, dt_s
+            )
+            return captive_mw, 0.0, short, surplus
+        captive_mw = self._captive_setpoints_mw(dt_s)
+        net_mw = load_mw - available_mw - bess_out_mw - sum(captive_mw)
+        grid_mw, _, short, surplus = self._balance_grid(net_mw, available_mw)
+        return captive_mw, grid_mw, short, surplus
+
+    def _settle(
+        self, load_mw: float, available_mw: float, bess_out_mw: float, dt_s: float
+    ) -> tuple[list[float], float, float, float, float]:
+        """Final balance: (captive, grid, curtailed, unserved, over-generation)."""
+        if self.scenario.islanded:
+            captive_mw, curtailed, short, surplus = self._balance_island(
+                load_mw, available_mw, bess_out_mw, dt_s
+            )
+            return captive_mw, 0.0, curtailed, short, surplus
+        captive_mw = self._captive_setpoints_mw(dt_s)
+        net_mw = load_mw - available_mw - bess_out_mw - sum(captive_mw)
+        grid_mw, curtailed, short, surplus = self._balance_grid(net_mw, available_mw)
+        return captive_mw, grid_mw, curtailed, short, surplus
+
+    def _balance_grid(
+        self, net_mw: float, available_mw: float
+    ) -> tuple[float, float, float, float]:
+        """Grid takes the net load within its limits; returns (grid, curtailed, short, surplus)."""
         grid = self.scenario.grid
         assert grid is not None
         if net_mw >= 0.0:
@@ -242,14 +288,19 @@ class Plant:
         curtailed = min(surplus - exported, available_mw)
         return -exported, curtailed, 0.0, surplus - exported - curtailed
 
-    def _balance_island(self, load_mw: float, available_mw: float, bess_out_mw: float,
-                        dt_s: float) -> tuple[list[float], float, float, float]:
-        """Captive units follow the net load within limits and ramps (frequency control)."""
+    def _balance_island(
+        self, load_mw: float, available_mw: float, bess_out_mw: float, dt_s: float
+    ) -> tuple[list[float], float, float, float]:
+        """Captive units follow the net load within limits and ramps (frequency control);
+        returns (captive outputs, curtailed, short, surplus)."""
         residual = load_mw - available_mw - bess_out_mw
         total_max = sum(c.spec.max_mw for c in self.captive) or 1.0
-        captive_mw = [c.reachable_mw(residual * c.spec.max_mw / total_max, dt_s)
-                      for c in self.captive]
+        captive_mw = [
+            c.reachable_mw(residual * c.spec.max_mw / total_max, dt_s) for c in self.captive
+        ]
         gap = residual - sum(captive_mw)
+        self._response_mw = min(max(gap, 0.0), self._reserve_mw)
+        gap -= self._response_mw
         if gap > 0.0:
             return captive_mw, 0.0, gap, 0.0
         curtailed = min(-gap, available_mw)
@@ -259,10 +310,10 @@ class Plant:
         if not self.scenario.islanded:
             return NOMINAL_FREQUENCY_HZ
         stiffness_mw_per_hz = max(ISLAND_STIFFNESS_FRAC_PER_HZ * load_mw, 1.0)
-        return min(max(NOMINAL_FREQUENCY_HZ - imbalance_mw / stiffness_mw_per_hz, 45.0), 55.0)
+        deviation_hz = -imbalance_mw / stiffness_mw_per_hz
+        return NOMINAL_FREQUENCY_HZ + min(max(deviation_hz, -UFLS_MAX_DIP_HZ), UFLS_MAX_DIP_HZ)
 
-    def _shed(self, currents: list[float], line_mw: list[float], deficit_mw: float
-              ) -> list[float]:
+    def _shed(self, currents: list[float], line_mw: list[float], deficit_mw: float) -> list[float]:
         """Under-frequency load shedding: cut pot-line current so the lines drop ``deficit_mw``."""
         total = sum(line_mw)
         shed = []
@@ -270,10 +321,15 @@ class Plant:
             target_mw = max(p_mw - deficit_mw * (p_mw / total if total > 0 else 0.0), 0.0)
             shed.append(self._current_for_power(line, target_mw))
             if target_mw < p_mw - 1e-6:
-                self._alarms.append(PlantAlarm(
-                    ts=self.now_s, asset=line.spec.name, code="load_shed",
-                    message=f"island short of {deficit_mw:.1f} MW at "
-                            f"{self._frequency_hz:.2f} Hz: current cut from {i_ka:.1f} kA"))
+                self._alarms.append(
+                    PlantAlarm(
+                        ts=self.now_s,
+                        asset=line.spec.name,
+                        code="load_shed",
+                        message=f"island short of {deficit_mw:.1f} MW at "
+                        f"{self._frequency_hz:.2f} Hz: current cut from {i_ka:.1f} kA",
+                    )
+                )
         return shed
 
     def _current_for_power(self, line: PotLine, power_mw: float) -> float:
@@ -289,10 +345,15 @@ class Plant:
         for k, line in enumerate(self.lines):
             frozen = int(np.count_nonzero(line.frozen))
             if frozen > self._frozen_seen[k]:
-                self._alarms.append(PlantAlarm(
-                    ts=now_s, asset=line.spec.name, code="pots_frozen",
-                    message=f"{frozen - self._frozen_seen[k]} more pot(s) frozen and cut out; "
-                            f"{frozen} frozen in all"))
+                self._alarms.append(
+                    PlantAlarm(
+                        ts=now_s,
+                        asset=line.spec.name,
+                        code="pots_frozen",
+                        message=f"{frozen - self._frozen_seen[k]} more pot(s) frozen and cut out; "
+                        f"{frozen} frozen in all",
+                    )
+                )
                 self._frozen_seen[k] = frozen
 
     # --- observations --------------------------------------------------------------------------
@@ -304,34 +365,85 @@ class Plant:
         out: list[tuple[str, msgspec.Struct]] = []
         for line in self.lines:
             line_v = float(np.sum(line.voltage_v))
-            out.append((t.potline(line.spec.name), PotlineTelemetry(
-                ts=now, current_ka=round(line.current_ka, 4), voltage_v=round(line_v, 3),
-                power_mw=round(line.current_ka * line_v * 1e-3, 4),
-                pots_online=line.pots_online)))
-            out.append((t.pots(line.spec.name), PotVoltages(
-                ts=now, voltage_v=[round(float(v), 4) for v in line.voltage_v])))
+            out.append(
+                (
+                    t.potline(line.spec.name),
+                    PotlineTelemetry(
+                        ts=now,
+                        current_ka=round(line.current_ka, 4),
+                        voltage_v=round(line_v, 3),
+                        power_mw=round(line.current_ka * line_v * 1e-3, 4),
+                        pots_online=line.pots_online,
+                    ),
+                )
+            )
+            out.append(
+                (
+                    t.pots(line.spec.name),
+                    PotVoltages(ts=now, voltage_v=[round(float(v), 4) for v in line.voltage_v]),
+                )
+            )
         if self.scenario.grid is not None:
-            out.append((t.grid(self.scenario.grid.name), GridTelemetry(
-                ts=now, power_mw=round(self._grid_mw, 4), frequency_hz=self._frequency_hz)))
+            out.append(
+                (
+                    t.grid(self.scenario.grid.name),
+                    GridTelemetry(
+                        ts=now, power_mw=round(self._grid_mw, 4), frequency_hz=self._frequency_hz
+                    ),
+                )
+            )
         else:
-            out.append((t.grid(ISLAND_BUS), GridTelemetry(
-                ts=now, power_mw=0.0, frequency_hz=round(self._frequency_hz, 4),
-                shed_mw=round(self._shed_mw, 4))))
+            out.append(
+                (
+                    t.grid(ISLAND_BUS),
+                    GridTelemetry(
+                        ts=now,
+                        power_mw=0.0,
+                        frequency_hz=round(self._frequency_hz, 4),
+                        shed_mw=round(self._shed_mw, 4),
+                    ),
+                )
+            )
         for r in self.scenario.renewable:
             avail = self.weather.available_mw(r.name, now)
             meas = self.weather.measurement(r.name, now)
-            out.append((t.renewable(r.name), RenewableTelemetry(
-                ts=now, kind=r.kind, power_mw=round(avail * self._renewable_used_frac, 4),
-                available_mw=round(avail, 4), capacity_mw=r.capacity_mw,
-                **{k: round(v, 3) for k, v in meas.items()})))
+            out.append(
+                (
+                    t.renewable(r.name),
+                    RenewableTelemetry(
+                        ts=now,
+                        kind=r.kind,
+                        power_mw=round(avail * self._renewable_used_frac, 4),
+                        available_mw=round(avail, 4),
+                        capacity_mw=r.capacity_mw,
+                        **{k: round(v, 3) for k, v in meas.items()},
+                    ),
+                )
+            )
         for b in self.bess:
-            out.append((t.bess(b.spec.name), BessTelemetry(
-                ts=now, power_mw=round(b.power_mw, 4), soc_frac=round(b.soc_frac, 6),
-                energy_capacity_mwh=b.spec.energy_mwh)))
+            out.append(
+                (
+                    t.bess(b.spec.name),
+                    BessTelemetry(
+                        ts=now,
+                        power_mw=round(b.power_mw, 4),
+                        soc_frac=round(b.soc_frac, 6),
+                        energy_capacity_mwh=b.spec.energy_mwh,
+                    ),
+                )
+            )
         for c in self.captive:
-            out.append((t.captive(c.spec.name), CaptiveTelemetry(
-                ts=now, power_mw=round(c.power_mw, 4), min_stable_mw=c.spec.min_stable_mw,
-                max_mw=c.spec.max_mw)))
+            out.append(
+                (
+                    t.captive(c.spec.name),
+                    CaptiveTelemetry(
+                        ts=now,
+                        power_mw=round(c.power_mw, 4),
+                        min_stable_mw=c.spec.min_stable_mw,
+                        max_mw=c.spec.max_mw,
+                    ),
+                )
+            )
         return out
 
     def weather_forecast(self) -> tuple[str, WeatherForecast]:

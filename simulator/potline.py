@@ -58,14 +58,16 @@ class LineStep:
     mean_ledge_cm: float
 
 
-def pot_voltage_v(p: PotPhysics, current_ka: float | FloatArray, resistance_uohm: FloatArray |
-                  float) -> FloatArray:
+def pot_voltage_v(
+    p: PotPhysics, current_ka: float | FloatArray, resistance_uohm: FloatArray | float
+) -> FloatArray:
     """Pot voltage V = E0 + R·I [V] at ``current_ka`` [kA] and ``resistance_uohm`` [µΩ]."""
     return np.asarray(p.e0_v + resistance_uohm * 1e-3 * np.asarray(current_ka), dtype=float)
 
 
-def heat_kw(p: PotPhysics, current_ka: float | FloatArray, voltage_v: float | FloatArray
-            ) -> FloatArray:
+def heat_kw(
+    p: PotPhysics, current_ka: float | FloatArray, voltage_v: float | FloatArray
+) -> FloatArray:
     """Heat generated in a pot Q = I·(V − E_tn) [kW]."""
     return np.asarray(np.asarray(current_ka) * (np.asarray(voltage_v) - p.e_tn_v), dtype=float)
 
@@ -98,7 +100,9 @@ class PotLine:
         # brought the superheat to target (within its authority), the exchangers are idle.
         h_a = p.ledge_h_a_kw_per_k
         bath_target_c = p.liquidus_c + p.superheat_target_k
-        q_target_kw = self.loss_kw_per_k * (bath_target_c - p.ambient_c) + h_a * p.superheat_target_k
+        q_target_kw = (
+            self.loss_kw_per_k * (bath_target_c - p.ambient_c) + h_a * p.superheat_target_k
+        )
         self.delta_v: FloatArray = np.clip(
             q_target_kw / i_n + p.e_tn_v - pot_voltage_v(p, i_n, self.resistance_uohm),
             -p.resistance_control_v,
@@ -162,8 +166,7 @@ class PotLine:
         self.heat_in_mj += float(np.sum(q_kw)) * dt_s * 1e-3
         self.heat_out_mj += float(np.sum(loss_kw + shell_kw)) * dt_s * 1e-3
         self.bath_c = self.bath_c + dt_s * (q_kw - loss_kw - side_kw) / capacity_kj_per_k
-        self.ledge_m = np.maximum(self.ledge_m + dt_s * (shell_kw - side_kw) / latent_kj_per_m,
-                                  0.0)
+        self.ledge_m = np.maximum(self.ledge_m + dt_s * (shell_kw - side_kw) / latent_kj_per_m, 0.0)
         self._control(q_kw, superheat, dt_s)
         self.frozen |= self.bath_c < p.liquidus_c - p.freeze_depth_k
 
@@ -225,8 +228,11 @@ class PotLine:
         Σ C(T)·(T − T_liq) − ρ·L_f·A·s.  Its change closes the balance with heat in and out."""
         p = self.p
         superheat = self.bath_c - p.liquidus_c
-        capacity = np.where(superheat >= 0.0, p.thermal_capacity_mj_per_k,
-                            p.thermal_capacity_mj_per_k + p.freeze_capacity_mj_per_k)
+        capacity = np.where(
+            superheat >= 0.0,
+            p.thermal_capacity_mj_per_k,
+            p.thermal_capacity_mj_per_k + p.freeze_capacity_mj_per_k,
+        )
         latent_mj_per_m = p.ledge_density_kg_m3 * p.ledge_latent_kj_per_kg * p.ledge_area_m2 * 1e-3
         return float(np.sum(capacity * superheat) - latent_mj_per_m * np.sum(self.ledge_m))
 

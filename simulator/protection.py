@@ -36,15 +36,21 @@ class SetpointGuard:
     def apply(self, now_s: float, value: float, valid_until: float) -> None:
         """A decoded, well-formed setpoint arrives at plant time ``now_s``."""
         if valid_until <= now_s:
-            self._alarm(now_s, "expired_on_arrival",
-                        f"setpoint {value:g} arrived with valid_until {valid_until:.0f} "
-                        f"already past (plant time {now_s:.0f}); ignored")
+            self._alarm(
+                now_s,
+                "expired_on_arrival",
+                f"setpoint {value:g} arrived with valid_until {valid_until:.0f} "
+                f"already past (plant time {now_s:.0f}); ignored",
+            )
             return
         clamped = min(max(value, self.lower), self.upper)
         if clamped != value:
-            self._alarm(now_s, "clamped",
-                        f"setpoint {value:g} outside hard limits [{self.lower:g}, "
-                        f"{self.upper:g}]; clamped to {clamped:g}")
+            self._alarm(
+                now_s,
+                "clamped",
+                f"setpoint {value:g} outside hard limits [{self.lower:g}, "
+                f"{self.upper:g}]; clamped to {clamped:g}",
+            )
         self.value = clamped
         self.valid_until = valid_until
         self.last_command_s = now_s
@@ -58,8 +64,7 @@ class SetpointGuard:
             if now_s >= self.valid_until:
                 self._fallback(now_s, "expired", f"setpoint expired at {self.valid_until:.0f}")
             elif now_s - self.last_command_s > self.watchdog_s:
-                self._fallback(now_s, "watchdog",
-                               f"no valid command for {self.watchdog_s:.0f} s")
+                self._fallback(now_s, "watchdog", f"no valid command for {self.watchdog_s:.0f} s")
         if self.in_fallback or self.value is None:
             return current if self.safe_default is None else self.safe_default
         return self.value
@@ -84,5 +89,8 @@ class RejectCounter:
         n = self.counts.get(kind, 0) + 1
         self.counts[kind] = n
         if n == 1:
-            log.warning("dropping bad command message (%s): %s; further ones are counted "
-                        "silently", kind, detail)
+            log.warning(
+                "dropping bad command message (%s): %s; further ones are counted silently",
+                kind,
+                detail,
+            )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
@@ -128,9 +128,9 @@ class BessSpec(_Spec, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if not self.soc_min_frac < self.soc_max_frac:
-            raise ValueError("soc_min_frac must be below soc_max_frac")
+            raise ValueError(f"soc_min_frac: must be below soc_max_frac ({self.soc_max_frac})")
         if not self.soc_min_frac <= self.soc_initial_frac <= self.soc_max_frac:
-            raise ValueError("soc_initial_frac must lie between soc_min_frac and soc_max_frac")
+            raise ValueError("soc_initial_frac: must lie between soc_min_frac and soc_max_frac")
 
 
 class CaptiveSpec(_Spec, frozen=True, kw_only=True):
@@ -165,7 +165,7 @@ class TariffSpec(_Spec, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if set(self.peak_hours) & set(self.valley_hours):
-            raise ValueError("peak_hours and valley_hours overlap")
+            raise ValueError("valley_hours: overlaps peak_hours")
 
 
 class GridSpec(_Spec, frozen=True, kw_only=True):
@@ -218,10 +218,11 @@ class Scenario(_Spec, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not self.potline:
             raise ValueError("potline: a scenario needs at least one pot-line")
-        names = [a.name for a in (*self.potline, *self.renewable, *self.bess, *self.captive)]
+        names: list[str] = [p.name for p in self.potline] + [r.name for r in self.renewable]
+        names += [b.name for b in self.bess] + [c.name for c in self.captive]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"name: asset names must be unique, repeated: {', '.join(dupes)}")
+            raise ValueError(f"name: asset names must be unique; repeated: {', '.join(dupes)}")
         if self.islanded and self.grid is not None:
             raise ValueError("grid: an islanded scenario has no grid connection")
         if not self.islanded and self.grid is None:

@@ -32,16 +32,20 @@ def run(line: PotLine, frac: Callable[[float], float], hours: float) -> np.ndarr
     for k in range(round(hours * 3600 / DT_S)):
         t_h = k * DT_S / 3600
         r = line.step(frac(t_h) * line.spec.nominal_current_ka, DT_S)
-        rows.append((t_h, r.mean_bath_temp_c, r.mean_bath_temp_c - line.p.liquidus_c,
-                     r.mean_ledge_cm))
+        rows.append(
+            (t_h, r.mean_bath_temp_c, r.mean_bath_temp_c - line.p.liquidus_c, r.mean_ledge_cm)
+        )
     return np.array(rows)
 
 
 def in_band(a: np.ndarray) -> bool:
     return bool(
-        (a[:, 1] >= SAFE_BATH_C[0]).all() and (a[:, 1] <= SAFE_BATH_C[1]).all()
-        and (a[:, 2] >= SAFE_SUPERHEAT_K[0]).all() and (a[:, 2] <= SAFE_SUPERHEAT_K[1]).all()
-        and (a[:, 3] >= SAFE_LEDGE_CM[0]).all() and (a[:, 3] <= SAFE_LEDGE_CM[1]).all()
+        (a[:, 1] >= SAFE_BATH_C[0]).all()
+        and (a[:, 1] <= SAFE_BATH_C[1]).all()
+        and (a[:, 2] >= SAFE_SUPERHEAT_K[0]).all()
+        and (a[:, 2] <= SAFE_SUPERHEAT_K[1]).all()
+        and (a[:, 3] >= SAFE_LEDGE_CM[0]).all()
+        and (a[:, 3] <= SAFE_LEDGE_CM[1]).all()
     )
 
 
@@ -79,8 +83,9 @@ def test_nominal_settles_in_band_and_stays() -> None:
     assert a[-1, 3] == pytest.approx(7.0, abs=0.5)
 
 
-def ramped_dip(depth: float, start_h: float, hold_h: float, ramp_per_h: float = 0.2
-               ) -> Callable[[float], float]:
+def ramped_dip(
+    depth: float, start_h: float, hold_h: float, ramp_per_h: float = 0.2
+) -> Callable[[float], float]:
     """Nominal, ramp down to 1 − depth at the DESIGN ramp limit, hold, ramp back."""
     down_h = depth / ramp_per_h
     end_h = start_h + down_h + hold_h
@@ -120,7 +125,7 @@ def test_half_hour_outage_freezes_no_pot() -> None:
 def test_four_hour_outage_freezes_some_pots() -> None:
     line = make_line()
     run(line, outage(4.0), 8)
-    assert 0 < line.spec.pots - line.pots_online
+    assert line.spec.pots - line.pots_online > 0
 
 
 def test_three_hour_outage_freezes_none() -> None:
@@ -131,8 +136,10 @@ def test_three_hour_outage_freezes_none() -> None:
 
 
 def test_anode_effects_are_short_voltage_spikes() -> None:
-    line = PotLine(PotlineSpec(name="L1", physics=PotPhysics(anode_effects_per_pot_day=2.0)),
-                   np.random.default_rng(3))
+    line = PotLine(
+        PotlineSpec(name="L1", physics=PotPhysics(anode_effects_per_pot_day=2.0)),
+        np.random.default_rng(3),
+    )
     spikes = 0
     for _ in range(24 * 60):
         line.step(400.0, DT_S)

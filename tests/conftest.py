@@ -1,0 +1,45 @@
+"""Shared fixtures: real services, started by the tests themselves (DESIGN §7).
+
+A missing service skips its tests, except under ``REQUIRE_SERVICES=1`` (CI), where it fails
+them: CI must not go green by skipping what it was meant to test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+from mosquitto import MosquittoBroker, find_mosquitto
+
+
+def _missing_service(message: str) -> NoReturn:
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message} (REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    """A Mosquitto broker on a free loopback port for the whole session.
+
+    Tests may ``stop()`` and ``start()`` it (same port); it is started again if a test left it
+    stopped, and terminated at the end.
+    """
+    executable = find_mosquitto()
+    if executable is None:
+        _missing_service("mosquitto is not installed (apt-get install mosquitto)")
+    broker = MosquittoBroker(executable, tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def broker(mosquitto: MosquittoBroker) -> MosquittoBroker:
+    """The session's broker, running (a test that stopped it and failed may have left it down)."""
+    mosquitto.start()
+    return mosquitto

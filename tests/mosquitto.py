@@ -1,0 +1,122 @@
+"""A real Mosquitto broker for tests, on a free loopback port with a generated config.
+
+The broker can be stopped and started again on the same port, so tests can take it away
+under a connected client and bring it back.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+HOST = "127.0.0.1"
+_SBIN_DIRS = "/usr/sbin:/usr/local/sbin"
+
+
+def find_mosquitto() -> str | None:
+    """The mosquitto executable; Debian puts it in /usr/sbin, often not on a user's PATH."""
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path=_SBIN_DIRS)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class MosquittoBroker:
+    """One mosquitto process with its config and log in ``workdir``."""
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        self.executable = executable
+        self.host = HOST
+        self.port = _free_port()
+        self.workdir = workdir
+        self.config_path = workdir / "mosquitto.conf"
+        self.log_path = workdir / "mosquitto.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self.config_path.write_text(self._config_text(), encoding="utf-8")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _config_text(self) -> str:
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            "persistence false",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+        ]
+        if os.geteuid() == 0:
+            # As root, mosquitto drops to user "mosquitto" before opening its log file, which it
+            # then cannot write in our temporary directory; keep the current user instead.
+            lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+        return "\n".join(lines) + "\n"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start the broker (no-op when running) and wait until it accepts connections."""
+        if self.running:
+            return
+        with (self.workdir / "mosquitto.stderr").open("ab") as stderr:
+            self._process = subprocess.Popen(
+                [self.executable, "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not _accepts_connections(self.host, self.port):
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise RuntimeError(f"mosquitto exited with {code}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not listen within {timeout_s} s")
+            time.sleep(0.02)
+
+    def stop(self, *, kill: bool = False, timeout_s: float = 5.0) -> None:
+        """Stop the broker: SIGTERM (clean) or SIGKILL (``kill``, like a crash)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            if kill:
+                process.kill()
+            else:
+                process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        texts = []
+        for path in (self.log_path, self.workdir / "mosquitto.stderr"):
+            if path.exists():
+                texts.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        return "\n".join(texts[-lines:])
