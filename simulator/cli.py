@@ -126,8 +126,13 @@ def check_config(path: str) -> int:
         )
     try:
         config = load_simulator_config(path)
-        load_scenario(config.simulator.scenario)
     except FileError as exc:
         return _error(str(exc))
+    try:
+        load_scenario(config.simulator.scenario)
+    except FileError as exc:
+        if exc.source:  # an error inside the scenario file: it names that file
+            return _error(str(exc))
+        return _error(str(FileError(path, "simulator.scenario", exc.value, exc.reason)))
     print(f"{path}: OK")
     return 0

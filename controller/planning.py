@@ -1,0 +1,130 @@
+"""Types the planner takes and returns: plant state, supply forecast, planner settings, schedule.
+
+Pure data: frozen dataclasses and numpy arrays, no I/O.  The scheduler
+(:mod:`controller.scheduler`) maps ``(SiteModel, PlantState, SupplyForecast, PlannerConfig)``
+to a :class:`Schedule`; the safety layer (:mod:`controller.safety`) turns a schedule's first
+step into setpoints.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LineState:
+    """What the controller knows about one pot-line now."""
+
+    current_ka: float
+    heat_budget_mwh: float = 0.0
+    """H: accumulated heat deviation the exchangers have not (yet) absorbed [MWh]."""
+    hx_lag_mw: float = 0.0
+    """u: heat deviation the exchangers are absorbing now (first-order lag of ΔQ) [MW]."""
+    produced_today_t: float = 0.0
+    """Aluminium produced since local midnight [t]."""
+    deep_used_h: float = 0.0
+    """Hours spent below the continuous band in the last 24 h."""
+    high_used_h: float = 0.0
+    """Hours spent above the continuous band in the last 24 h."""
+    pots_online: int | None = None
+    available: bool = True
+    """False when its telemetry is stale: the planner then holds it at nominal."""
+
+
+@dataclass(frozen=True)
+class PlantState:
+    t_s: float
+    lines: dict[str, LineState]
+    bess_soc_frac: dict[str, float] = field(default_factory=dict)
+    captive_mw: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SupplyForecast:
+    """Total renewable availability at the planner's step times [MW], as quantiles."""
+
+    times_s: FloatArray
+    p50_mw: FloatArray
+    p10_mw: FloatArray
+    p90_mw: FloatArray
+
+    def __post_init__(self) -> None:
+        n = self.times_s.shape
+        if not (self.p50_mw.shape == self.p10_mw.shape == self.p90_mw.shape == n):
+            raise ValueError("forecast arrays must all have the shape of times_s")
+        if not (
+            np.all(self.p10_mw <= self.p50_mw + 1e-9) and np.all(self.p50_mw <= self.p90_mw + 1e-9)
+        ):
+            raise ValueError("forecast quantiles must be ordered p10 ≤ p50 ≤ p90")
+
+    @classmethod
+    def exact(cls, times_s: FloatArray, mw: FloatArray) -> SupplyForecast:
+        """A perfect forecast (all quantiles equal): the oracle's."""
+        return cls(times_s, mw, mw, mw)
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Planner settings.  Weights: renewable use first, then CO2, then cost (docs/scheduler.md)."""
+
+    horizon_h: float = 24.0
+    step_min: float = 15.0
+    time_limit_s: float = 2.0
+    weight_renewable_per_mwh: float = 1.0
+    weight_co2_per_t: float = 0.05
+    weight_cost_per_cny: float = 1e-4
+    production_tolerance_frac: float = 0.004
+    """Daily production is kept in [target, target · (1 + tolerance)]."""
+    reserve_p10: bool = True
+    """Keep the plan feasible if supply comes in at P10 (dispatchable headroom)."""
+
+    @property
+    def step_h(self) -> float:
+        return self.step_min / 60.0
+
+    @property
+    def steps(self) -> int:
+        return round(self.horizon_h * 60.0 / self.step_min)
+
+
+class SolveStatus(enum.StrEnum):
+    OPTIMAL = "optimal"
+    TIME_LIMIT = "time_limit_with_solution"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A plan over the horizon.  Step k covers [times_s[k], times_s[k] + step_s)."""
+
+    plan_id: str
+    status: SolveStatus
+    times_s: FloatArray
+    step_s: float
+    line_current_ka: dict[str, FloatArray]
+    bess_power_mw: dict[str, FloatArray]
+    """+ discharge / − charge."""
+    bess_soc_frac: dict[str, FloatArray]
+    """SOC at the end of each step."""
+    captive_mw: dict[str, FloatArray]
+    grid_mw: FloatArray
+    """+ import / − export."""
+    renewable_used_mw: FloatArray
+    curtailed_mw: FloatArray
+    heat_budget_mwh: dict[str, FloatArray]
+    """H at the end of each step."""
+    production_t: dict[str, FloatArray]
+    """Production in each step [t]."""
+    forecast: SupplyForecast
+    bent: dict[str, float] = field(default_factory=dict)
+    """Soft limits the plan had to bend: family name → total slack (in the family's unit)."""
+    objective: float = float("nan")
+    solve_ms: float = 0.0
+    reason: str = ""
+    """Why this is a fallback plan, when it is one."""

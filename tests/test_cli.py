@@ -1,0 +1,119 @@
+"""The command line as a user runs it: exit codes, JSON output, error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+
+
+def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).parent.parent / "deploy" / "smelter-ems.example.toml"
+    assert main(["check-config", str(example)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[mqtt]\nkeepalive_s = 2\n", "key 'mqtt.keepalive_s' = 2: Expected `int` >= 5"),
+        ("[mqtt]\nurl = 'http://x'\n", "key 'mqtt.url' = 'http://x'"),
+        ("[mqtt]\nkeep_alive_s = 30\n", "key 'mqtt.keep_alive_s' = 30: unknown key"),
+        ("[simulator]\nspeed = -1\n", "key 'simulator.speed' = -1"),
+        (
+            "[simulator]\nscenario = 'atlantis'\n",
+            "key 'simulator.scenario' = 'atlantis': no such built-in",
+        ),
+        ("[mqtt\n", "not valid TOML"),
+        ("[influxx]\nurl = 'x'\n", "key 'influxx': unknown table"),
+    ],
+)
+def test_check_config_names_key_value_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    assert main(["check-config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert str(f) in err
+
+
+def test_check_config_reports_a_bad_scenario_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "site.toml"
+    scenario.write_text(
+        'name = "s"\nlatitude_deg = 25\nlongitude_deg = 100\n[[potline]]\nname = "L1"\n'
+        "pots = 0\n[grid]\n"
+    )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[simulator]\nscenario = '{scenario}'\n")
+    assert main(["check-config", str(cfg)]) == 2
+    assert "key 'potline[0].pots' = 0: Expected `int` >= 1" in capsys.readouterr().err
+
+
+def test_simulate_offline_json_has_the_kpis(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "simulate",
+            "--offline",
+            "--scenario",
+            "xinjiang-islanded",
+            "--days",
+            "0.25",
+            "--seed",
+            "2",
+            "--json",
+            "--current-frac",
+            "0.95",
+        ]
+    )
+    assert code == 0
+    r = json.loads(capsys.readouterr().out)
+    for key in (
+        "renewable_available_mwh",
+        "renewable_used_mwh",
+        "renewable_share",
+        "curtailed_mwh",
+        "grid_import_mwh",
+        "grid_export_mwh",
+        "captive_mwh",
+        "co2_t",
+        "cost",
+        "aluminium_t",
+        "aluminium_target_t",
+        "thermal_violation_min",
+        "min_bath_temp_c",
+        "max_bath_temp_c",
+        "potlines",
+        "pots",
+        "frozen_pots",
+    ):
+        assert key in r
+    assert (r["scenario"], r["seed"], r["potlines"], r["pots"]) == ("xinjiang-islanded", 2, 2, 600)
+    for stats in r["lines"].values():
+        assert set(stats) >= {"min_bath_temp_c", "max_bath_temp_c", "min_ledge_cm", "max_ledge_cm"}
+    # 95 % current: production 5 % under target, less the CE effect of a cooler bath
+    assert r["aluminium_t"] == pytest.approx(0.95 * r["aluminium_target_t"], rel=0.01)
+
+
+def test_simulate_rejects_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--offline", "--days", "0", "--json"]) == 2
+    assert "days" in capsys.readouterr().err
+    assert main(["simulate", "--offline", "--scenario", "nowhere"]) == 2
+    assert "no such built-in scenario" in capsys.readouterr().err
+
+
+def test_scenarios_lists_the_built_ins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} == {
+        "yunnan-hydro-solar",
+        "inner-mongolia-wind",
+        "xinjiang-islanded",
+    }
+    assert [r["islanded"] for r in rows if r["name"] == "xinjiang-islanded"] == [True]
