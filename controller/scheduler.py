@@ -1,0 +1,236 @@
+"""Receding-horizon schedule for pot-line current, BESS and captive unit (LP, HiGHS via scipy).
+
+``solve(site, state, forecast, config)`` builds the LP of :mod:`controller.model`, solves it with
+HiGHS through :func:`scipy.optimize.milp` under a time limit and returns a :class:`Schedule`.
+It never comes back empty: limits that can bend are soft with priced slack (reported in
+``Schedule.bent``), and when the solver fails or runs out of time without a solution it returns
+:func:`fallback` (nominal current, BESS idle, captive unit holding) with the reason.
+Trajectories in the schedule are rolled forward with the same recursions that built the
+constraints (:mod:`controller.recursion`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+from scipy import optimize
+
+from controller.lineheat import heat_budget, hx_lag
+from controller.lp import FloatArray, LinearProgram
+from controller.model import Axis, Built, bess_energy, build
+from controller.planning import (
+    LineState,
+    PlannerConfig,
+    PlantState,
+    Schedule,
+    SolveStatus,
+    SupplyForecast,
+)
+from controller.site import LineModel, SiteModel
+
+BENT_TOLERANCE = 1e-6
+
+
+def solve(
+    site: SiteModel,
+    state: PlantState,
+    forecast: SupplyForecast,
+    config: PlannerConfig,
+    reference: Schedule | None = None,
+) -> Schedule:
+    """Plan from ``state`` over ``config.horizon_h``; linearise around ``reference`` (the previous
+    plan) when given.  Never raises on bad numbers or solver trouble: returns a fallback."""
+    t_start = time.perf_counter()
+    axis = Axis(state.t_s, config.steps, config.step_h)
+    fc = fit_forecast(forecast, axis)
+    try:
+        lp, built = build(site, state, fc, config, axis, reference)
+        a, lb, ub = lp.matrix()
+        lo, hi = lp.bounds()
+        if not (np.all(np.isfinite(a.data)) and np.all(np.isfinite(lp.cost_vector()))):
+            raise ValueError("non-finite coefficient (NaN in the state or forecast)")
+        res = optimize.milp(
+            lp.cost_vector(),
+            constraints=optimize.LinearConstraint(a, lb, ub),
+            bounds=optimize.Bounds(lo, hi),
+            options={"time_limit": config.time_limit_s, "presolve": True},
+        )
+    except ValueError as exc:
+        return fallback(
+            site, state, fc, config, f"model could not be built: {exc}", solve_ms=_ms(t_start)
+        )
+    solve_ms = _ms(t_start)
+    if res.x is None or res.status not in (0, 1):
+        return fallback(site, state, fc, config, f"solver: {res.message}", solve_ms=solve_ms)
+    status = SolveStatus.OPTIMAL if res.status == 0 else SolveStatus.TIME_LIMIT
+    x = np.asarray(res.x, dtype=float)
+    currents = {name: x[cols] for name, cols in built.current.items()}
+    bess = {name: x[built.discharge[name]] - x[built.charge[name]] for name in built.charge}
+    captive = {name: x[cols] for name, cols in built.captive.items()}
+    grid = (
+        x[built.grid_in] - x[built.grid_out]
+        if built.grid_in is not None and built.grid_out is not None
+        else np.zeros(axis.n)
+    )
+    used = x[built.used]
+    bent = _bent(lp, built, x)
+    return _schedule(
+        site,
+        state,
+        fc,
+        config,
+        axis,
+        currents,
+        bess,
+        captive,
+        grid,
+        used,
+        status=status,
+        bent=bent,
+        objective=float(res.fun),
+        solve_ms=solve_ms,
+    )
+
+
+def fallback(
+    site: SiteModel,
+    state: PlantState,
+    forecast: SupplyForecast,
+    config: PlannerConfig,
+    reason: str,
+    *,
+    solve_ms: float = 0.0,
+) -> Schedule:
+    """The safe plan: nominal current, BESS idle, captive unit holding its present output."""
+    axis = Axis(state.t_s, config.steps, config.step_h)
+    fc = fit_forecast(forecast, axis)
+    currents = {ln.name: np.full(axis.n, ln.nominal_current_ka) for ln in site.lines}
+    bess = {b.name: np.zeros(axis.n) for b in site.bess}
+    captive = {
+        c.name: np.full(
+            axis.n, min(max(state.captive_mw.get(c.name, c.min_mw), c.min_mw), c.max_mw)
+        )
+        for c in site.captive
+    }
+    load = sum(ln.power_mw(ln.nominal_current_ka) for ln in site.lines) + site.auxiliary_load_mw
+    room = np.maximum(load - sum(captive.values(), np.zeros(axis.n)), 0.0)
+    used = np.minimum(fc.p50_mw, room)
+    grid = room - used if site.grid is not None else np.zeros(axis.n)
+    return _schedule(
+        site,
+        state,
+        fc,
+        config,
+        axis,
+        currents,
+        bess,
+        captive,
+        grid,
+        used,
+        status=SolveStatus.FALLBACK,
+        bent={},
+        objective=float("nan"),
+        solve_ms=solve_ms,
+        reason=reason,
+    )
+
+
+def fit_forecast(forecast: SupplyForecast, axis: Axis) -> SupplyForecast:
+    """The forecast on the planner's axis: truncated, or padded with its last value; NaN → 0."""
+
+    def fit(v: FloatArray) -> FloatArray:
+        v = np.nan_to_num(np.asarray(v, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+        if v.size < axis.n:
+            v = np.concatenate([v, np.full(axis.n - v.size, v[-1] if v.size else 0.0)])
+        return np.asarray(np.maximum(v[: axis.n], 0.0), dtype=float)
+
+    p50 = fit(forecast.p50_mw)
+    return SupplyForecast(
+        axis.times_s,
+        p50,
+        np.minimum(fit(forecast.p10_mw), p50),
+        np.maximum(fit(forecast.p90_mw), p50),
+    )
+
+
+def _ms(t_start: float) -> float:
+    return (time.perf_counter() - t_start) * 1e3
+
+
+def _bent(lp: LinearProgram, built: Built, x: FloatArray) -> dict[str, float]:
+    bent = {}
+    for name, cols in built.slacks.items():
+        total = float(np.sum(x[cols]))
+        if total > BENT_TOLERANCE:
+            bent[name.removeprefix("slack:")] = total
+    return bent
+
+
+def heat_trajectory(
+    line: LineModel, ls: LineState, current_ka: FloatArray, dt_h: float
+) -> FloatArray:
+    """H at the end of each step for a current trajectory, with the true (nonlinear) Q(I)."""
+    dq = np.array([line.heat_mw(i) for i in current_ka]) - line.heat_mw(line.nominal_current_ka)
+    hx, hx_in = hx_lag(line, dt_h)
+    u_next = hx.trajectory(ls.hx_lag_mw, [(dq, hx_in)])
+    u = np.concatenate([[ls.hx_lag_mw], u_next[:-1]])
+    return heat_budget(line, dt_h).trajectory(ls.heat_budget_mwh, [(dq, dt_h), (u, -dt_h)])
+
+
+def _schedule(
+    site: SiteModel,
+    state: PlantState,
+    fc: SupplyForecast,
+    cfg: PlannerConfig,
+    axis: Axis,
+    currents: dict[str, FloatArray],
+    bess: dict[str, FloatArray],
+    captive: dict[str, FloatArray],
+    grid: FloatArray,
+    used: FloatArray,
+    *,
+    status: SolveStatus,
+    bent: dict[str, float],
+    objective: float,
+    solve_ms: float,
+    reason: str = "",
+) -> Schedule:
+    dt = axis.dt_h
+    heat, production = {}, {}
+    for line in site.lines:
+        ls = state.lines.get(line.name) or LineState(current_ka=line.nominal_current_ka)
+        heat[line.name] = heat_trajectory(line, ls, currents[line.name], dt)
+        production[line.name] = np.array(
+            [line.production_t_per_h(i, ls.pots_online) * dt for i in currents[line.name]]
+        )
+    soc = {}
+    for b in site.bess:
+        rec, c_ch, c_dis = bess_energy(b, dt)
+        p = bess[b.name]
+        e = rec.trajectory(
+            state.bess_soc_frac.get(b.name, 0.5) * b.energy_mwh,
+            [(np.maximum(-p, 0.0), c_ch), (np.maximum(p, 0.0), c_dis)],
+        )
+        soc[b.name] = e / b.energy_mwh
+    return Schedule(
+        plan_id=uuid.uuid4().hex[:12],
+        status=status,
+        times_s=axis.times_s,
+        step_s=dt * 3600.0,
+        line_current_ka=currents,
+        bess_power_mw=bess,
+        bess_soc_frac=soc,
+        captive_mw=captive,
+        grid_mw=grid,
+        renewable_used_mw=used,
+        curtailed_mw=np.maximum(fc.p50_mw - used, 0.0),
+        heat_budget_mwh=heat,
+        production_t=production,
+        forecast=fc,
+        bent=bent,
+        objective=objective,
+        solve_ms=solve_ms,
+        reason=reason,
+    )

@@ -1,0 +1,208 @@
+"""The scheduler: hand-checkable tiny cases, the recursions, invariants and property tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.planning import LineState, PlannerConfig, PlantState, SolveStatus, SupplyForecast
+from controller.recursion import Recursion, Term
+from controller.scheduler import solve
+from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+
+T0 = 1_780_272_000.0  # 2026-06-01 00:00 UTC = 08:00 local (UTC+8)
+FLAT_TARIFF = dict(peak_per_mwh=500.0, flat_per_mwh=500.0, valley_per_mwh=500.0)
+FIXED = dict(band_low_frac=1.0, band_high_frac=1.0, deep_low_frac=1.0, high_max_frac=1.0)
+BAND5 = dict(deep_low_frac=0.95, high_max_frac=1.05)
+
+
+def produced_so_far(line: LineModel, t_s: float = T0, offset_h: float = 8.0) -> float:
+    return line.daily_target_t * ((t_s / 3600.0 + offset_h) % 24.0) / 24.0
+
+
+def state_for(site: SiteModel, **soc: float) -> PlantState:
+    return PlantState(
+        T0,
+        {
+            ln.name: LineState(ln.nominal_current_ka, produced_today_t=produced_so_far(ln))
+            for ln in site.lines
+        },
+        bess_soc_frac={b.name: soc.get(b.name, 0.5) for b in site.bess},
+        captive_mw={c.name: c.min_mw for c in site.captive},
+    )
+
+
+def flat_forecast(cfg: PlannerConfig, mw: float | np.ndarray) -> SupplyForecast:
+    times = T0 + np.arange(cfg.steps) * cfg.step_min * 60.0
+    return SupplyForecast.exact(times, np.broadcast_to(np.asarray(mw, float), times.shape).copy())
+
+
+def test_line_absorbs_a_surplus_at_the_top_of_its_band() -> None:
+    """Hand case: R = 600 MW all day, one line limited to ±5 %, no export, generous tolerances.
+    The best plan runs at +5 % (420 kA) throughout: one ramp step of 20 kA gets there at once
+    (ramp 80 kA/h · 0.25 h).  Load linearised at 400 kA: 480 + 1.905 · 20 = 518.1 MW used."""
+    line = LineModel("L1", **BAND5, heat_budget_mwh=1e4)
+    site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF))
+    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06)
+    s = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg)
+    assert s.status == SolveStatus.OPTIMAL
+    np.testing.assert_allclose(s.line_current_ka["L1"], 420.0, atol=1e-6)
+    np.testing.assert_allclose(s.renewable_used_mw, 480.0 + 1.905 * 20.0, atol=1e-6)
+    np.testing.assert_allclose(s.curtailed_mw, 600.0 - 518.1, atol=1e-6)
+
+
+def test_relinearised_around_the_previous_plan_the_load_is_exact() -> None:
+    line = LineModel("L1", **BAND5, heat_budget_mwh=1e4)
+    site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF))
+    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06)
+    first = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg)
+    second = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg, reference=first)
+    # P(420 kA) = 300 · (1.65 · 420 + 5.875e-3 · 420²) / 1000 = 300 · 1729.35 / 1000 = 518.805 MW
+    np.testing.assert_allclose(second.renewable_used_mw[1:], 518.805, atol=1e-6)
+
+
+def test_bess_stores_what_it_can_of_a_surplus() -> None:
+    """Hand case: fixed 400 kA line (480 MW), R = 580 MW for 2 h then 380 MW; BESS 100 MW /
+    200 MWh from SOC 10 %, η = √0.88 = 0.93808.  It can store 160 MWh (to 90 %), i.e. draw
+    160/0.93808 = 170.56 MWh of the 200 MWh surplus: 29.44 MWh is curtailed, no more."""
+    line = LineModel("L1", **FIXED)
+    site = SiteModel(
+        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
+    )
+    cfg = PlannerConfig(horizon_h=24)
+    r = np.where(np.arange(cfg.steps) < 8, 580.0, 380.0)
+    s = solve(site, state_for(site, b1=0.10), flat_forecast(cfg, r), cfg)
+    assert s.status == SolveStatus.OPTIMAL
+    assert float(np.sum(s.curtailed_mw) * cfg.step_h) == pytest.approx(
+        200.0 - 160.0 / math.sqrt(0.88), abs=1e-3
+    )
+    assert s.bess_soc_frac["b1"][7] == pytest.approx(0.90, abs=1e-6)
+    assert np.all(s.bess_power_mw["b1"][:8] <= 0.0)
+
+
+def test_recursion_rows_and_trajectory_agree() -> None:
+    """The constraint rows, solved for x, give the same states as rolling forward."""
+    rng = np.random.default_rng(1)
+    n = 12
+    a = rng.uniform(0.0, 1.0, n)
+    v = rng.normal(size=n)
+    c = rng.normal(size=n)
+    d = rng.normal(size=n)
+    rec = Recursion("r", a)
+    rows = rec.rows(np.arange(n), [Term(np.arange(n, 2 * n), c)], x0=3.0, d=d)
+    m = np.zeros((n, 2 * n))
+    np.add.at(m, (rows.row, rows.col), rows.val)
+    x = np.linalg.solve(m[:, :n], rows.rhs - m[:, n:] @ v)
+    np.testing.assert_allclose(x, rec.trajectory(3.0, [(v, c)], d))
+
+
+def test_production_target_is_met_within_tolerance() -> None:
+    line = LineModel("L1")
+    site = SiteModel("s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5))
+    cfg = PlannerConfig(horizon_h=24)
+    r = 300.0 + 400.0 * np.clip(np.sin(np.arange(cfg.steps) / 96 * 2 * np.pi), 0, None)
+    s = solve(site, state_for(site), flat_forecast(cfg, r), cfg)
+    midnight = 64  # step 64 starts at 00:00 local
+    today = produced_so_far(line) + float(np.sum(s.production_t["L1"][:midnight]))
+    assert line.daily_target_t <= today + 1e-6
+    assert today <= line.daily_target_t * (1 + cfg.production_tolerance_frac) + 1e-6
+
+
+def test_stale_line_is_held_at_nominal() -> None:
+    line = LineModel("L1")
+    site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5))
+    cfg = PlannerConfig(horizon_h=24)
+    st0 = state_for(site)
+    stale = PlantState(
+        T0,
+        {
+            "L1": LineState(
+                400.0, produced_today_t=st0.lines["L1"].produced_today_t, available=False
+            )
+        },
+    )
+    s = solve(site, stale, flat_forecast(cfg, 700.0), cfg)
+    np.testing.assert_allclose(s.line_current_ka["L1"], 400.0)
+
+
+def test_solver_trouble_gives_the_fallback_plan_with_a_reason() -> None:
+    line = LineModel("L1")
+    site = SiteModel("s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5))
+    cfg = PlannerConfig(horizon_h=24)
+    bad = PlantState(T0, {"L1": LineState(float("nan"))}, {"b1": 0.5})
+    s = solve(site, bad, flat_forecast(cfg, 500.0), cfg)
+    assert s.status == SolveStatus.FALLBACK
+    assert "non-finite" in s.reason
+    np.testing.assert_allclose(s.line_current_ka["L1"], 400.0)
+    np.testing.assert_allclose(s.bess_power_mw["b1"], 0.0)
+
+
+def test_an_impossible_state_bends_soft_limits_and_says_which() -> None:
+    line = LineModel("L1", heat_budget_mwh=30.0)
+    site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5))
+    cfg = PlannerConfig(horizon_h=24)
+    hot = PlantState(
+        T0, {"L1": LineState(400.0, heat_budget_mwh=200.0, produced_today_t=produced_so_far(line))}
+    )
+    s = solve(site, hot, flat_forecast(cfg, 500.0), cfg)
+    assert s.status == SolveStatus.OPTIMAL
+    assert any(k.startswith("L1-heat") for k in s.bent)
+    # it does what it can: the lowest current the envelope and the ramp allow, at once
+    assert s.line_current_ka["L1"][0] < 400.0
+
+
+ISLAND = SiteModel(
+    "island",
+    (
+        LineModel("L1"),
+        LineModel("L2", heat_exchangers=False, deep_low_frac=0.95, high_max_frac=1.05),
+    ),
+    bess=(BessModel("b1"),),
+    captive=(CaptiveModel("c1", min_mw=450.0, max_mw=1100.0, ramp_mw_per_h=990.0),),
+    auxiliary_load_mw=40.0,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    supply=st.lists(st.floats(0.0, 1500.0), min_size=4, max_size=4),
+    currents=st.tuples(st.floats(280.0, 440.0), st.floats(280.0, 440.0)),
+    heat=st.floats(-100.0, 100.0),
+    soc=st.floats(0.0, 1.0),
+    captive=st.floats(0.0, 1500.0),
+)
+def test_always_a_plan_within_the_envelope(
+    supply: list[float], currents: tuple[float, float], heat: float, soc: float, captive: float
+) -> None:
+    cfg = PlannerConfig(horizon_h=24, step_min=30)
+    r = np.repeat(supply, cfg.steps // 4)
+    state = PlantState(
+        T0,
+        {
+            "L1": LineState(currents[0], heat_budget_mwh=heat, produced_today_t=300.0),
+            "L2": LineState(currents[1], produced_today_t=300.0),
+        },
+        bess_soc_frac={"b1": soc},
+        captive_mw={"c1": captive},
+    )
+    s = solve(ISLAND, state, SupplyForecast(flat_forecast(cfg, r).times_s, r, 0.8 * r, r), cfg)
+    assert s.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
+    for ln, i_now in zip(ISLAND.lines, currents, strict=True):
+        i = s.line_current_ka[ln.name]
+        i_n = ln.nominal_current_ka
+        reach = ln.ramp_ka_per_h * cfg.step_h * np.arange(1, cfg.steps + 1)
+        assert np.all(i >= np.minimum(ln.deep_low_frac * i_n, i_now + reach) - 1e-6)
+        assert np.all(i <= np.maximum(ln.high_max_frac * i_n, i_now - reach) + 1e-6)
+        steps = np.diff(np.concatenate([[i_now], i]))
+        assert np.all(np.abs(steps) <= ln.ramp_ka_per_h * cfg.step_h + 1e-6)
+    assert np.all(s.bess_soc_frac["b1"] >= -1e-9)
+    assert np.all(np.abs(s.bess_power_mw["b1"]) <= 100.0 + 1e-6)
+    c = s.captive_mw["c1"]
+    assert np.all(c >= 450.0 - 1e-6) and np.all(c <= 1100.0 + 1e-6)
+    # bending is allowed only for soft families
+    hard = {"balance_short", "balance_over"}
+    assert not (hard & set(s.bent)) or sum(s.bent.get(k, 0.0) for k in hard) > 0
