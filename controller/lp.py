@@ -94,6 +94,16 @@ class LinearProgram:
         ).tocsr()
         return a, np.concatenate(self._lb), np.concatenate(self._ub)
 
+    def split(self) -> tuple[sparse.csr_array, FloatArray, sparse.csr_array, FloatArray]:
+        """The rows as linprog wants them: (A_ub, b_ub, A_eq, b_eq)."""
+        a, lb, ub = self.matrix()
+        a.eliminate_zeros()
+        eq = lb == ub
+        upper = np.isfinite(ub) & ~eq
+        lower = np.isfinite(lb) & ~eq
+        a_ub = sparse.vstack([a[upper], -a[lower]]).tocsr()
+        return a_ub, np.concatenate([ub[upper], -lb[lower]]), a[eq], ub[eq]
+
     def bounds(self) -> tuple[FloatArray, FloatArray]:
         return np.concatenate(self.lo), np.concatenate(self.hi)
 

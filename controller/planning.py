@@ -75,7 +75,8 @@ class PlannerConfig:
 
     horizon_h: float = 24.0
     step_min: float = 15.0
-    time_limit_s: float = 2.0
+    time_limit_s: float = 10.0
+    """The solver's time limit; past it without a solution the plan is the fallback."""
     weight_renewable_per_mwh: float = 1.0
     weight_co2_per_t: float = 0.05
     weight_cost_per_cny: float = 1e-4

@@ -1,7 +1,7 @@
 """Receding-horizon schedule for pot-line current, BESS and captive unit (LP, HiGHS via scipy).
 
 ``solve(site, state, forecast, config)`` builds the LP of :mod:`controller.model`, solves it with
-HiGHS through :func:`scipy.optimize.milp` under a time limit and returns a :class:`Schedule`.
+HiGHS through :func:`scipy.optimize.linprog` under a time limit and returns a :class:`Schedule`.
 It never comes back empty: limits that can bend are soft with priced slack (reported in
 ``Schedule.bent``), and when the solver fails or runs out of time without a solution it returns
 :func:`fallback` (nominal current, BESS idle, captive unit holding) with the reason.
@@ -31,6 +31,9 @@ from controller.planning import (
 from controller.site import LineModel, SiteModel
 
 BENT_TOLERANCE = 1e-6
+IPM_ABOVE_VARS = 6000
+"""Dual simplex is fastest for one or two lines; beyond this size (four lines over 48 h, or
+5-min steps) the interior-point solver is several times faster (bench/bench_scheduler.py)."""
 
 
 def solve(
@@ -47,14 +50,22 @@ def solve(
     fc = fit_forecast(forecast, axis)
     try:
         lp, built = build(site, state, fc, config, axis, reference)
-        a, lb, ub = lp.matrix()
+        a_ub, b_ub, a_eq, b_eq = lp.split()
         lo, hi = lp.bounds()
-        if not (np.all(np.isfinite(a.data)) and np.all(np.isfinite(lp.cost_vector()))):
+        cost = lp.cost_vector()
+        numbers = (a_ub.data, a_eq.data, cost, b_ub, b_eq, lo, hi)
+        if any(np.isnan(v).any() for v in numbers) or not all(
+            np.isfinite(v).all() for v in numbers[:3]
+        ):
             raise ValueError("non-finite coefficient (NaN in the state or forecast)")
-        res = optimize.milp(
-            lp.cost_vector(),
-            constraints=optimize.LinearConstraint(a, lb, ub),
-            bounds=optimize.Bounds(lo, hi),
+        res = optimize.linprog(
+            cost,
+            A_ub=a_ub,
+            b_ub=b_ub,
+            A_eq=a_eq,
+            b_eq=b_eq,
+            bounds=np.column_stack([lo, hi]),
+            method="highs",
             options={"time_limit": config.time_limit_s, "presolve": True},
         )
     except ValueError as exc:
@@ -64,6 +75,8 @@ def solve(
     solve_ms = _ms(t_start)
     if res.x is None or res.status not in (0, 1):
         return fallback(site, state, fc, config, f"solver: {res.message}", solve_ms=solve_ms)
+    # linprog status 1 = iteration or time limit; HiGHS then returns its best primal point,
+    # which is feasible only if the simplex had reached phase 2
     status = SolveStatus.OPTIMAL if res.status == 0 else SolveStatus.TIME_LIMIT
     x = np.asarray(res.x, dtype=float)
     currents = {name: x[cols] for name, cols in built.current.items()}

@@ -1,0 +1,74 @@
+"""Scheduler solve time: median and p95 over repeated solves, for the horizons of issue #3.
+
+One and four pot-lines, with BESS and captive unit, grid-connected; a varying renewable
+forecast with P10/P90.  Also prints how much of a solve is building the model (same process),
+so a regression can be placed.  Goal: median ≤ 50 ms for 48 h @ 15 min with one line.
+
+    .venv/bin/python bench/bench_scheduler.py [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from controller.model import Axis, build
+from controller.planning import LineState, PlannerConfig, PlantState, SupplyForecast
+from controller.scheduler import fit_forecast, solve
+from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+
+T0 = 1_780_272_000.0
+
+
+def case(lines: int, horizon_h: float, step_min: float) -> tuple[SiteModel, PlantState,
+                                                                   SupplyForecast, PlannerConfig]:
+    site = SiteModel(
+        "bench",
+        tuple(LineModel(f"L{i + 1}") for i in range(lines)),
+        bess=(BessModel("b1"),),
+        captive=(CaptiveModel("c1", min_mw=270.0, max_mw=600.0, ramp_mw_per_h=540.0),),
+        grid=GridModel(3000.0, 100.0, 0.6),
+        auxiliary_load_mw=40.0,
+    )
+    state = PlantState(
+        T0,
+        {ln.name: LineState(400.0, produced_today_t=ln.daily_target_t / 3) for ln in site.lines},
+        {"b1": 0.5},
+        {"c1": 300.0},
+    )
+    cfg = PlannerConfig(horizon_h=horizon_h, step_min=step_min)
+    t = T0 + np.arange(cfg.steps) * step_min * 60.0
+    hours = (t - T0) / 3600.0
+    p50 = lines * (250.0 + 250.0 * np.clip(np.sin((hours - 6.0) / 24.0 * 2 * np.pi), 0, None))
+    return site, state, SupplyForecast(t, p50, 0.7 * p50, 1.3 * p50), cfg
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    print(f"{'case':<28}{'vars':>7}{'rows':>7}{'build ms':>10}{'median ms':>11}{'p95 ms':>9}"
+          f"  status")
+    for lines in (1, 4):
+        for horizon_h, step_min in ((24, 15), (48, 15), (48, 5)):
+            site, state, fc, cfg = case(lines, horizon_h, step_min)
+            axis = Axis(T0, cfg.steps, cfg.step_h)
+            t = time.perf_counter()
+            lp, _ = build(site, state, fit_forecast(fc, axis), cfg, axis, None)
+            lp.matrix()
+            build_ms = (time.perf_counter() - t) * 1e3
+            times = []
+            status = set()
+            for _ in range(args.repeats):
+                s = solve(site, state, fc, cfg)
+                times.append(s.solve_ms)
+                status.add(s.status.value)
+            name = f"{lines} line(s), {horizon_h} h @ {step_min:g} min"
+            print(f"{name:<28}{lp.n_vars:>7}{lp.n_rows:>7}{build_ms:>10.1f}"
+                  f"{np.median(times):>11.1f}{np.percentile(times, 95):>9.1f}  {','.join(status)}")
+
+
+if __name__ == "__main__":
+    main()
