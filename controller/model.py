@@ -268,6 +268,20 @@ def add_heat_budget(
     h = lp.var(f"H-{line.name}", n, -np.inf, np.inf)
     r = budget.rows(h, [Term(cur, dt * q1), Term(u, -dt)], st.heat_budget_mwh, dt * q0)
     lp.rows(f"{line.name}-heat_budget", r.row, r.col, r.val, r.rhs, r.rhs, n)
+    # |ΔQ[k] − u[k]| ≤ gap (soft: after an outage the present gap may already exceed it)
+    gap = line.heat_gap_kw_per_pot * line.pots * 1e-3
+    g_s = lp.var(f"slack:{line.name}-heat_gap", n, 0.0, np.inf, PRICE_HEAT_PER_MWH * dt)
+    k = np.arange(n)
+    for sign, family in ((1.0, "heat_gap_high"), (-1.0, "heat_gap_low")):
+        lp.rows(
+            f"{line.name}-{family}",
+            np.concatenate([k, k, k]),
+            np.concatenate([cur, u, g_s]),
+            np.concatenate([sign * q1, np.full(n, -sign), -np.ones(n)]),
+            -np.inf,
+            gap - sign * q0,
+            n,
+        )
     b = line.heat_budget_mwh
     lo_s = lp.var(f"slack:{line.name}-heat_low", n, 0.0, np.inf, PRICE_HEAT_PER_MWH)
     hi_s = lp.var(f"slack:{line.name}-heat_high", n, 0.0, np.inf, PRICE_HEAT_PER_MWH)
