@@ -85,6 +85,34 @@ class LinearProgram:
         self.families[family] = (first, start + n)
         self.n_rows += n
 
+    def soft_range(
+        self,
+        family: str,
+        cols: IntArray,
+        lo: float | FloatArray,
+        hi: float | FloatArray,
+        price: float,
+    ) -> None:
+        """lo − s⁻ ≤ z[cols] ≤ hi + s⁺ with slack blocks ``slack:<family>_low/_high`` priced
+        per unit; an infinite side gets no rows."""
+        n = len(cols)
+        k = np.arange(n)
+        for side, bound, sign in (("low", lo, 1.0), ("high", hi, -1.0)):
+            b = np.broadcast_to(np.asarray(bound, dtype=float), (n,))
+            if not np.isfinite(b).any():
+                continue
+            slack = self.var(f"slack:{family}_{side}", n, 0.0, np.inf, price)
+            lb, ub = (b, np.inf) if sign > 0 else (-np.inf, b)
+            self.rows(
+                f"{family}_{side}",
+                np.concatenate([k, k]),
+                np.concatenate([cols, slack]),
+                np.concatenate([np.ones(n), np.full(n, sign)]),
+                lb,
+                ub,
+                n,
+            )
+
     def matrix(self) -> tuple[sparse.csr_array, FloatArray, FloatArray]:
         if not self._rows:
             return sparse.csr_array((0, self.n_vars)), np.empty(0), np.empty(0)

@@ -283,55 +283,10 @@ def add_heat_budget(
             n,
         )
     b = line.heat_budget_mwh
-    lo_s = lp.var(f"slack:{line.name}-heat_low", n, 0.0, np.inf, PRICE_HEAT_PER_MWH)
-    hi_s = lp.var(f"slack:{line.name}-heat_high", n, 0.0, np.inf, PRICE_HEAT_PER_MWH)
-    k = np.arange(n)
-    lp.rows(
-        f"{line.name}-heat_limit_low",
-        np.concatenate([k, k]),
-        np.concatenate([h, lo_s]),
-        np.concatenate([np.ones(n), np.ones(n)]),
-        -b,
-        np.inf,
-        n,
-    )
-    lp.rows(
-        f"{line.name}-heat_limit_high",
-        np.concatenate([k, k]),
-        np.concatenate([h, hi_s]),
-        np.concatenate([np.ones(n), -np.ones(n)]),
-        -np.inf,
-        b,
-        n,
-    )
+    lp.soft_range(f"{line.name}-heat", h, -b, b, PRICE_HEAT_PER_MWH)
     ends = day_ends(site, axis)
-    if ends.size:
-        e_lo = lp.var(
-            f"slack:{line.name}-heat_day_end_low", ends.size, 0.0, np.inf, PRICE_HEAT_PER_MWH
-        )
-        e_hi = lp.var(
-            f"slack:{line.name}-heat_day_end_high", ends.size, 0.0, np.inf, PRICE_HEAT_PER_MWH
-        )
-        m = np.arange(ends.size)
-        lim = HEAT_END_OF_DAY_FRAC * b
-        lp.rows(
-            f"{line.name}-heat_day_end_low",
-            np.concatenate([m, m]),
-            np.concatenate([h[ends], e_lo]),
-            np.ones(2 * ends.size),
-            -lim,
-            np.inf,
-            ends.size,
-        )
-        lp.rows(
-            f"{line.name}-heat_day_end_high",
-            np.concatenate([m, m]),
-            np.concatenate([h[ends], e_hi]),
-            np.concatenate([np.ones(ends.size), -np.ones(ends.size)]),
-            -np.inf,
-            lim,
-            ends.size,
-        )
+    lim = HEAT_END_OF_DAY_FRAC * b
+    lp.soft_range(f"{line.name}-heat_day_end", h[ends], -lim, lim, PRICE_HEAT_PER_MWH)
     return h
 
 
@@ -381,30 +336,12 @@ def add_production(
         local_h / 24.0,
     )
     target = line.daily_target_t * pots / line.pots * frac
-    m = np.arange(ends.size)
-    s_lo = lp.var(
-        f"slack:{line.name}-production_low", ends.size, 0.0, np.inf, PRICE_PRODUCTION_PER_T
-    )
-    s_hi = lp.var(
-        f"slack:{line.name}-production_high", ends.size, 0.0, np.inf, PRICE_PRODUCTION_PER_T
-    )
-    lp.rows(
-        f"{line.name}-production_low",
-        np.concatenate([m, m]),
-        np.concatenate([prod[ends], s_lo]),
-        np.ones(2 * ends.size),
+    lp.soft_range(
+        f"{line.name}-production",
+        prod[ends],
         target,
-        np.inf,
-        ends.size,
-    )
-    lp.rows(
-        f"{line.name}-production_high",
-        np.concatenate([m, m]),
-        np.concatenate([prod[ends], s_hi]),
-        np.concatenate([np.ones(ends.size), -np.ones(ends.size)]),
-        -np.inf,
         target * (1.0 + cfg.production_tolerance_frac),
-        ends.size,
+        PRICE_PRODUCTION_PER_T,
     )
     return rho
 
@@ -427,25 +364,12 @@ def add_bess(
     e0 = soc_frac * b.energy_mwh
     r = rec.rows(e, [Term(ch, c_ch), Term(dis, c_dis)], e0)
     lp.rows(f"{b.name}-soc", r.row, r.col, r.val, r.rhs, r.rhs, n)
-    k = np.arange(n)
-    s = lp.var(f"slack:{b.name}-soc_limits", n, 0.0, np.inf, PRICE_SOC_PER_MWH)
-    lp.rows(
-        f"{b.name}-soc_min",
-        np.concatenate([k, k]),
-        np.concatenate([e, s]),
-        np.ones(2 * n),
+    lp.soft_range(
+        f"{b.name}-soc",
+        e,
         b.soc_min_frac * b.energy_mwh,
-        np.inf,
-        n,
-    )
-    lp.rows(
-        f"{b.name}-soc_max",
-        np.concatenate([k, k]),
-        np.concatenate([e, s]),
-        np.concatenate([np.ones(n), -np.ones(n)]),
-        -np.inf,
         b.soc_max_frac * b.energy_mwh,
-        n,
+        PRICE_SOC_PER_MWH,
     )
     mid = 0.5 * (b.soc_min_frac + b.soc_max_frac) * b.energy_mwh
     t = lp.var(f"slack:{b.name}-soc_terminal", 1, 0.0, np.inf, PRICE_SOC_PER_MWH)
