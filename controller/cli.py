@@ -36,6 +36,31 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--step-s", type=float, help="physics step in plant seconds (default 60)")
 
 
+def _backtest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "backtest", help="in-process closed loop with the simulator, strategies side by side"
+    )
+    p.add_argument(
+        "--scenario", default="all", help="built-in scenario name, scenario file, or 'all'"
+    )
+    p.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument(
+        "--strategy",
+        default="flat,rule,mpc,oracle",
+        help="comma-separated strategies among flat, rule, mpc, oracle (default: all four)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object (a list for all)")
+    p.add_argument("--out", metavar="DIR", help="write per-step CSV traces and PNG plots here")
+    p.add_argument("--horizon-h", type=float, help="planner horizon [h] (default 24)")
+    p.add_argument(
+        "--step-min", type=float, help="planner step and re-planning cycle [min] (default 15)"
+    )
+    p.add_argument(
+        "--progress", action="store_true", help="progress bar on stderr even when not a tty"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smelter-ems",
@@ -47,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _simulate_parser(sub)
+    _backtest_parser(sub)
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
     sc.add_argument("--json", action="store_true")
     cc = sub.add_parser("check-config", help="validate a config file and explain what is wrong")
@@ -61,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "backtest":
+        from controller.harness import report  # noqa: PLC0415  (harness only: see the docstring)
+
+        return report.backtest_command(args)
     from simulator import cli as sim_cli  # noqa: PLC0415  (harness only: see the docstring)
 
     if args.command == "simulate":

@@ -31,8 +31,8 @@ from controller.planning import (
 from controller.site import LineModel, SiteModel
 
 BENT_TOLERANCE = 1e-6
-IPM_ABOVE_VARS = 6000
-"""Dual simplex is fastest for one or two lines; beyond this size (four lines over 48 h, or
+IPM_ABOVE_VARS = 4500
+"""Dual simplex is fastest for one or two lines; beyond this size (four lines, or
 5-min steps) the interior-point solver is several times faster (bench/bench_scheduler.py)."""
 
 
