@@ -415,7 +415,7 @@ def add_captive(
 def add_grid(
     lp: LinearProgram, site: SiteModel, built: Built, axis: Axis, cfg: PlannerConfig
 ) -> None:
-    """Grid: 0 ≤ g⁺ ≤ import limit, 0 ≤ g⁻ ≤ export limit; cost per MWh of import
+    """Grid: 0 ≤ g⁺ ≤ (1 − margin)·import limit, 0 ≤ g⁻ ≤ export limit; cost per MWh of import
     w_co2·carbon + w_cost·price(hour), of export −w_cost·export price + w_r (exported
     renewable energy is not used on site)."""
     if site.grid is None:
@@ -427,7 +427,7 @@ def add_grid(
         "grid_import",
         axis.n,
         0.0,
-        g.import_limit_mw,
+        g.import_limit_mw * (1.0 - cfg.import_margin_frac),
         dt * (cfg.weight_co2_per_t * g.carbon_t_per_mwh + cfg.weight_cost_per_cny * price),
     )
     built.grid_out = lp.var(

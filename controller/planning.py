@@ -82,6 +82,9 @@ class PlannerConfig:
     weight_cost_per_cny: float = 1e-4
     production_tolerance_frac: float = 0.004
     """Daily production is kept in [target, target · (1 + tolerance)]."""
+    import_margin_frac: float = 0.05
+    """Plan imports up to (1 − margin) of the limit: supply varies within a planning step, and
+    a plan that sits on the limit makes the plant shed load on every dip."""
     reserve_p10: bool = True
     """Keep the plan feasible if supply comes in at P10 (dispatchable headroom)."""
 

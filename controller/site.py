@@ -142,7 +142,12 @@ class SiteModel:
     grid: GridModel | None = None
     auxiliary_load_mw: float = 0.0
     renewable_capacity_mw: dict[str, float] = field(default_factory=dict)
+    renewable_kind: dict[str, str] = field(default_factory=dict)
+    """Plant name → "pv", "wind" or "hydro" (what the forecasters need)."""
     utc_offset_h: float = 8.0
+    latitude_deg: float = 0.0
+    longitude_deg: float = 0.0
+    altitude_m: float = 0.0
 
     @property
     def islanded(self) -> bool:

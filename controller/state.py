@@ -35,6 +35,9 @@ HISTORY_S = 3 * DAY_S
 class _Line:
     model: LineModel
     t_s: float | None = None
+    """Integrated up to here."""
+    seen_s: float | None = None
+    """Time of the last telemetry: what staleness is judged by."""
     current_ka: float = 0.0
     pots_online: int | None = None
     heat_budget_mwh: float = 0.0
@@ -110,6 +113,7 @@ class StateTracker:
         if isinstance(payload, PotlineTelemetry) and asset in self._lines:
             line = self._lines[asset]
             line.advance(payload.ts, self.site)
+            line.seen_s = payload.ts
             line.current_ka = payload.current_ka
             line.pots_online = payload.pots_online
         elif isinstance(payload, BessTelemetry):
@@ -118,8 +122,11 @@ class StateTracker:
             self._captive[asset] = payload.power_mw
         elif isinstance(payload, RenewableTelemetry):
             self._renewable[asset] = payload.available_mw
-            if payload.ts > self._latest_s:
-                self._history.append((payload.ts, sum(self._renewable.values())))
+            total = sum(self._renewable.values())
+            if self._history and self._history[-1][0] == payload.ts:
+                self._history[-1] = (payload.ts, total)  # another plant, the same instant
+            elif not self._history or payload.ts > self._history[-1][0]:
+                self._history.append((payload.ts, total))
                 while self._history and self._history[0][0] < payload.ts - HISTORY_S:
                     self._history.popleft()
         else:
@@ -136,7 +143,7 @@ class StateTracker:
     def state(self, t_s: float) -> PlantState:
         lines = {}
         for name, line in self._lines.items():
-            fresh = line.t_s is not None and t_s - line.t_s <= self.stale_after_s
+            fresh = line.seen_s is not None and t_s - line.seen_s <= self.stale_after_s
             if line.t_s is not None:
                 line.advance(t_s, self.site)
             lines[name] = LineState(

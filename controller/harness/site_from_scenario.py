@@ -1,0 +1,125 @@
+"""Build the controller's :class:`~controller.site.SiteModel` from a simulator scenario.
+
+Only the evaluation harness may import both packages (DESIGN §2): in the daemon the site model
+comes from the operator's config, here it comes from the scenario the simulator runs, so the
+controller sees the same assets and limits the plant really has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+from simulator.scenario import (
+    BessSpec,
+    CaptiveSpec,
+    GridSpec,
+    PotlineSpec,
+    Scenario,
+)
+
+CONTINUOUS_BAND_FRAC = 0.05
+"""Without shell heat exchangers a line has only about ±5 % of flexibility (DESIGN §4)."""
+REFERENCE_POTS = 300
+"""The line size the default heat budget B of :class:`LineModel` was set for."""
+
+
+def line_model(spec: PotlineSpec) -> LineModel:
+    """A pot-line's planner model: its physics, hard limits and modulation envelope."""
+    p = spec.physics
+    default = LineModel(name=spec.name)
+    # B is the ledge's allowed swing, a per-pot quantity: scale it with the line's size.
+    heat_budget_mwh = default.heat_budget_mwh * spec.pots / REFERENCE_POTS
+    envelope: dict[str, float] = {}
+    if not p.heat_exchangers:
+        low, high = 1.0 - CONTINUOUS_BAND_FRAC, 1.0 + CONTINUOUS_BAND_FRAC
+        envelope = {
+            "band_low_frac": low,
+            "deep_low_frac": low,
+            "band_high_frac": high,
+            "high_max_frac": high,
+        }
+    model = LineModel(
+        name=spec.name,
+        pots=spec.pots,
+        nominal_current_ka=spec.nominal_current_ka,
+        e0_v=p.e0_v,
+        resistance_uohm=p.resistance_uohm,
+        e_tn_v=p.e_tn_v,
+        current_efficiency=p.current_efficiency,
+        hard_min_frac=spec.min_current_frac,
+        hard_max_frac=spec.max_current_frac,
+        heat_budget_mwh=heat_budget_mwh,
+        heat_exchangers=p.heat_exchangers,
+        hx_time_constant_h=p.hx_time_constant_h,
+        **envelope,
+    )
+    # A scenario may tighten the hard limits inside the default envelope: the envelope must
+    # never promise what the plant's protection would clamp away.
+    return _within_hard_limits(model)
+
+
+def _within_hard_limits(m: LineModel) -> LineModel:
+    lo, hi = m.hard_min_frac, m.hard_max_frac
+    return replace(
+        m,
+        deep_low_frac=min(max(m.deep_low_frac, lo), hi),
+        band_low_frac=min(max(m.band_low_frac, lo), hi),
+        band_high_frac=min(max(m.band_high_frac, lo), hi),
+        high_max_frac=min(max(m.high_max_frac, lo), hi),
+    )
+
+
+def bess_model(spec: BessSpec) -> BessModel:
+    return BessModel(
+        name=spec.name,
+        power_mw=spec.power_mw,
+        energy_mwh=spec.energy_mwh,
+        round_trip_efficiency=spec.round_trip_efficiency,
+        soc_min_frac=spec.soc_min_frac,
+        soc_max_frac=spec.soc_max_frac,
+    )
+
+
+def captive_model(spec: CaptiveSpec) -> CaptiveModel:
+    return CaptiveModel(
+        name=spec.name,
+        min_mw=spec.min_stable_mw,
+        max_mw=spec.max_mw,
+        ramp_mw_per_h=spec.ramp_frac_per_min * spec.max_mw * 60.0,
+        co2_t_per_mwh=spec.co2_t_per_mwh,
+        cost_per_mwh=spec.fuel_cost_per_mwh,
+    )
+
+
+def grid_model(spec: GridSpec) -> GridModel:
+    t = spec.tariff
+    return GridModel(
+        import_limit_mw=spec.import_limit_mw,
+        export_limit_mw=spec.export_limit_mw,
+        carbon_t_per_mwh=spec.carbon_t_per_mwh,
+        peak_per_mwh=t.peak_per_mwh,
+        flat_per_mwh=t.flat_per_mwh,
+        valley_per_mwh=t.valley_per_mwh,
+        peak_hours=frozenset(t.peak_hours),
+        valley_hours=frozenset(t.valley_hours),
+        export_per_mwh=t.export_per_mwh,
+    )
+
+
+def site_from_scenario(scenario: Scenario) -> SiteModel:
+    """The site as the controller sees it; ``grid`` is None for an islanded scenario."""
+    return SiteModel(
+        name=scenario.site,
+        lines=tuple(line_model(p) for p in scenario.potline),
+        bess=tuple(bess_model(b) for b in scenario.bess),
+        captive=tuple(captive_model(c) for c in scenario.captive),
+        grid=None if scenario.islanded or scenario.grid is None else grid_model(scenario.grid),
+        auxiliary_load_mw=scenario.auxiliary_load_mw,
+        renewable_capacity_mw={r.name: r.capacity_mw for r in scenario.renewable},
+        renewable_kind={r.name: r.kind.value for r in scenario.renewable},
+        utc_offset_h=scenario.utc_offset_h,
+        latitude_deg=scenario.latitude_deg,
+        longitude_deg=scenario.longitude_deg,
+        altitude_m=scenario.altitude_m,
+    )

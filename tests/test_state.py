@@ -1,0 +1,62 @@
+"""The state tracker: heat budget by the shared recursions, production, renewable history."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.contract import PotlineTelemetry, RenewableKind, RenewableTelemetry
+from controller.site import LineModel, SiteModel
+from controller.state import StateTracker
+
+T0 = 1_780_272_000.0  # 08:00 local
+
+
+def potline(ts: float, ka: float) -> PotlineTelemetry:
+    return PotlineTelemetry(ts=ts, current_ka=ka, voltage_v=1200.0, power_mw=480.0, pots_online=300)
+
+
+def renewable(ts: float, mw: float) -> RenewableTelemetry:
+    return RenewableTelemetry(
+        ts=ts, kind=RenewableKind.PV, power_mw=mw, available_mw=mw, capacity_mw=1000.0
+    )
+
+
+def test_renewable_history_sums_plants_reporting_the_same_instant() -> None:
+    site = SiteModel("s", (LineModel("L1"),), renewable_capacity_mw={"a": 1e3, "b": 1e3})
+    t = StateTracker(site)
+    for k in range(3):
+        ts = T0 + 60 * k
+        t.observe_telemetry("potline", "L1", potline(ts, 400.0))  # arrives first, same ts
+        t.observe_telemetry("renewable", "a", renewable(ts, 100.0 + k))
+        t.observe_telemetry("renewable", "b", renewable(ts, 50.0))
+    times, mw = t.renewable_history()
+    assert list(times) == [T0, T0 + 60, T0 + 120]
+    assert list(mw) == [150.0, 151.0, 152.0]
+
+
+def test_fresh_start_assumes_nominal_production_since_midnight() -> None:
+    line = LineModel("L1")
+    t = StateTracker(SiteModel("s", (line,)))
+    t.observe_telemetry("potline", "L1", potline(T0, 400.0))
+    # 8 h at nominal: 300 · 0.3356 · 400 · 0.93 · 8 / 1000 t
+    assert t.state(T0).lines["L1"].produced_today_t == pytest.approx(
+        300 * 0.3356 * 400 * 0.93 * 8 / 1000
+    )
+
+
+def test_heat_budget_of_a_step_down_matches_the_lag_integral() -> None:
+    """A step from 400 to 340 kA held long: H tends to −ΔQ·τ_hx (decayed by recovery).  With
+    recovery off, H → ΔQ·τ_hx exactly: ΔQ = Q(340) − Q(400) [MW], τ_hx = 0.5 h."""
+    line = LineModel("L1", heat_recovery_h=1e9)
+    t = StateTracker(SiteModel("s", (line,)))
+    for k in range(12 * 60 + 1):
+        t.observe_telemetry("potline", "L1", potline(T0 + 60 * k, 340.0 if k else 400.0))
+    dq = line.heat_mw(340.0) - line.heat_mw(400.0)
+    assert t.state(T0 + 12 * 3600).lines["L1"].heat_budget_mwh == pytest.approx(dq * 0.5, rel=0.02)
+
+
+def test_a_silent_line_is_reported_unavailable() -> None:
+    t = StateTracker(SiteModel("s", (LineModel("L1"),)), stale_after_s=300.0)
+    t.observe_telemetry("potline", "L1", potline(T0, 400.0))
+    assert t.state(T0 + 200).lines["L1"].available
+    assert not t.state(T0 + 400).lines["L1"].available
