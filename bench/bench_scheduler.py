@@ -22,8 +22,9 @@ from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteM
 T0 = 1_780_272_000.0
 
 
-def case(lines: int, horizon_h: float, step_min: float) -> tuple[SiteModel, PlantState,
-                                                                   SupplyForecast, PlannerConfig]:
+def case(
+    lines: int, horizon_h: float, step_min: float
+) -> tuple[SiteModel, PlantState, SupplyForecast, PlannerConfig]:
     site = SiteModel(
         "bench",
         tuple(LineModel(f"L{i + 1}") for i in range(lines)),
@@ -49,8 +50,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
-    print(f"{'case':<28}{'vars':>7}{'rows':>7}{'build ms':>10}{'median ms':>11}{'p95 ms':>9}"
-          f"  status")
+    print(
+        f"{'case':<28}{'vars':>7}{'rows':>7}{'build ms':>10}{'median ms':>11}{'p95 ms':>9}  status"
+    )
     for lines in (1, 4):
         for horizon_h, step_min in ((24, 15), (48, 15), (48, 5)):
             site, state, fc, cfg = case(lines, horizon_h, step_min)
@@ -66,8 +68,10 @@ def main() -> None:
                 times.append(s.solve_ms)
                 status.add(s.status.value)
             name = f"{lines} line(s), {horizon_h} h @ {step_min:g} min"
-            print(f"{name:<28}{lp.n_vars:>7}{lp.n_rows:>7}{build_ms:>10.1f}"
-                  f"{np.median(times):>11.1f}{np.percentile(times, 95):>9.1f}  {','.join(status)}")
+            print(
+                f"{name:<28}{lp.n_vars:>7}{lp.n_rows:>7}{build_ms:>10.1f}"
+                f"{np.median(times):>11.1f}{np.percentile(times, 95):>9.1f}  {','.join(status)}"
+            )
 
 
 if __name__ == "__main__":

@@ -73,11 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _simulate_parser(sub)
     _backtest_parser(sub)
+    _forecast_eval_parser(sub)
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
     sc.add_argument("--json", action="store_true")
     cc = sub.add_parser("check-config", help="validate a config file and explain what is wrong")
     cc.add_argument("file")
     return parser
+
+
+def _forecast_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "forecast-eval", help="forecast skill tables on simulated plants or a measured CSV"
+    )
+    p.add_argument("--scenario", default="all", help="built-in scenario name or 'all'")
+    p.add_argument("--days", type=float, default=7.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--data", help="measured series: CSV with timestamp, power_mw[, ghi_wm2|wind_speed_ms]"
+    )
+    p.add_argument("--kind", choices=["pv", "wind", "hydro"], help="with --data")
+    p.add_argument("--capacity-mw", type=float, help="with --data")
+    p.add_argument("--lat", type=float, help="with --data (pv)")
+    p.add_argument("--lon", type=float, help="with --data (pv)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from controller.harness import report  # noqa: PLC0415  (harness only: see the docstring)
 
         return report.backtest_command(args)
+    if args.command == "forecast-eval":
+        from controller.harness import forecast_eval  # noqa: PLC0415  (harness only)
+
+        return forecast_eval.main_forecast_eval(args)
     from simulator import cli as sim_cli  # noqa: PLC0415  (harness only: see the docstring)
 
     if args.command == "simulate":

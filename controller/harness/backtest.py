@@ -30,7 +30,9 @@ from controller.contract import (
     BessTelemetry,
     CaptiveTelemetry,
     PotlineTelemetry,
+    RenewableTelemetry,
     Source,
+    WeatherForecast,
     decode,
     encode,
 )
@@ -40,6 +42,7 @@ from controller.planning import FloatArray, PlannerConfig, PlantState, SolveStat
 from controller.safety import SafetyLayer
 from controller.site import SiteModel
 from controller.state import StateTracker
+from controller.supply import SupplyForecaster
 from simulator.kpi import SAFE_BATH_C, SAFE_SUPERHEAT_K, SiteStep
 from simulator.plant import Plant
 from simulator.scenario import Scenario, load_scenario
@@ -134,7 +137,9 @@ def _true_supply(plant: Plant) -> Callable[[float, int, float], FloatArray]:
     return supply
 
 
-def _observe(plant: Plant, tracker: StateTracker, safety: SafetyLayer) -> None:
+def _observe(
+    plant: Plant, tracker: StateTracker, safety: SafetyLayer, supply: SupplyForecaster | None
+) -> None:
     """Telemetry to the controller's side, through the same codec the daemon's MQTT uses."""
     for topic, payload in plant.telemetry():
         parsed = plant.topics.parse(topic)
@@ -142,6 +147,8 @@ def _observe(plant: Plant, tracker: StateTracker, safety: SafetyLayer) -> None:
             continue
         decoded: msgspec.Struct = decode(parsed.kind, encode(payload))
         tracker.observe_telemetry(parsed.kind, parsed.asset, decoded)
+        if supply is not None and isinstance(decoded, RenewableTelemetry):
+            supply.observe_telemetry(parsed.asset, decoded)
         if isinstance(decoded, PotlineTelemetry):
             safety.observe("potline", parsed.asset, decoded.current_ka, decoded.ts)
         elif isinstance(decoded, BessTelemetry | CaptiveTelemetry):
@@ -173,6 +180,9 @@ def run_backtest(
     tracker = StateTracker(site)
     safety = SafetyLayer(site, validity_s=VALIDITY_CYCLES * cycle_s, topics=plant.topics)
     true_supply = _true_supply(plant) if strategy_name == "oracle" else None
+    # mpc forecasts as the daemon will: from telemetry and the published weather forecasts
+    supply = SupplyForecaster(site) if strategy_name == "mpc" else None
+    next_weather_s = plant.now_s
     cycles = max(1, round(days * 86_400.0 / cycle_s))
     recorder = _Trace(site, plant) if trace else None
     solve_ms: list[float] = []
@@ -181,10 +191,16 @@ def run_backtest(
     started = time.perf_counter()
     for cycle in range(cycles):
         now_s = plant.now_s
-        _observe(plant, tracker, safety)
+        if supply is not None and now_s >= next_weather_s:
+            _, forecast = plant.weather_forecast()
+            supply.observe_weather(decode("weather", encode(forecast), WeatherForecast))
+            next_weather_s = now_s + plant.forecast_interval_s
+        _observe(plant, tracker, safety, supply)
         state = tracker.state(now_s)
         times_s, available_mw = tracker.renewable_history()
-        context = Context(site, planner, safety, cycle_s, times_s, available_mw, true_supply)
+        context = Context(
+            site, planner, safety, cycle_s, times_s, available_mw, true_supply, supply
+        )
         targets, schedule = strategy.decide(now_s, state, context)
         if schedule is not None:
             solve_ms.append(schedule.solve_ms)
@@ -201,7 +217,7 @@ def run_backtest(
                 # The daemon hears telemetry at 1 Hz, not once a cycle: within-cycle changes
                 # (load shedding, a new setpoint) reach the tracker's heat and production
                 # estimates one plant step late, not one cycle late.
-                _observe(plant, tracker, safety)
+                _observe(plant, tracker, safety, supply)
             step = plant.step()
             alarms.update(a.code for _, a in plant.drain_alarms())
             if recorder is not None:

@@ -22,10 +22,11 @@ from typing import Final
 
 import numpy as np
 
+from controller.contract import WeatherForecast
 from forecasting.csvdata import read_csv_series
 from forecasting.evaluation import PlantSpec, Series, rolling_origin
 from forecasting.metrics import BUCKETS_H
-from forecasting.types import Kind, WeatherInput
+from forecasting.types import Array, Kind, WeatherInput
 from simulator.scenario import builtin_names, load_scenario
 from simulator.weather import SiteWeather
 
@@ -53,7 +54,8 @@ def evaluate_scenario(name: str, days: float, seed: int) -> list[dict[str, objec
     n_truth = n_obs + round(2 * DAY_S / TRUTH_STEP_S) + 60
     t_truth = start + np.arange(n_truth, dtype=np.float64) * TRUTH_STEP_S
     interval_s = scenario.weather.forecast_interval_h * HOUR_S
-    forecasts = [_weather_input(weather, float(t)) for t in np.arange(start, end + 1.0, interval_s)]
+    issued = np.arange(start, end + 1.0, interval_s)
+    forecasts = [to_weather_input(weather.forecast(float(t))) for t in issued]
     issues = np.arange(start + WARM_UP_DAYS * DAY_S, end + 1.0, HOUR_S)
     step_s = scenario.weather.forecast_step_min * 60.0
     results: list[dict[str, object]] = []
@@ -171,10 +173,10 @@ def main_forecast_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weather_input(weather: SiteWeather, issued_s: float) -> WeatherInput:
-    f = weather.forecast(issued_s)
+def to_weather_input(f: WeatherForecast) -> WeatherInput:
+    """The wire contract's weather forecast as the forecasters take it."""
 
-    def arr(values: list[float] | None) -> np.ndarray | None:
+    def arr(values: list[float] | None) -> Array | None:
         return None if values is None else np.asarray(values, dtype=np.float64)
 
     return WeatherInput(

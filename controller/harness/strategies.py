@@ -26,6 +26,7 @@ from controller.planning import (
 )
 from controller.safety import SafetyLayer
 from controller.site import LineModel, SiteModel
+from controller.supply import SupplyForecaster
 
 Key = tuple[str, str]
 Targets = dict[Key, float]
@@ -56,6 +57,8 @@ class Context:
     """Total available renewable power at those times [MW]."""
     true_supply: TrueSupply | None = None
     """The simulator's true future availability: handed to the oracle only."""
+    supply: SupplyForecaster | None = None
+    """The forecaster fed from telemetry and weather forecasts (mpc); persistence without it."""
 
     @property
     def latest_renewable_mw(self) -> float:
@@ -244,7 +247,8 @@ def persistence_forecast(
 
 @dataclass
 class PlannerStrategy:
-    """The product's planner; ``mpc`` forecasts by persistence, ``oracle`` knows the truth."""
+    """The product's planner; ``mpc`` forecasts with the forecasting package (persistence when
+    it has no forecaster), ``oracle`` knows the truth."""
 
     name: str
 
@@ -259,6 +263,12 @@ class PlannerStrategy:
             step_s = cfg.step_min * 60.0
             starts_s = now_s + np.arange(cfg.steps, dtype=float) * step_s
             forecast = SupplyForecast.exact(starts_s, context.true_supply(now_s, cfg.steps, step_s))
+        elif context.supply is not None:
+            step_s = cfg.step_min * 60.0
+            starts_s = now_s + np.arange(cfg.steps, dtype=float) * step_s
+            # the forecasters predict the mean around a valid time: ask for step midpoints
+            mid = context.supply.forecast(now_s, starts_s + step_s / 2.0)
+            forecast = SupplyForecast(starts_s, mid.p50_mw, mid.p10_mw, mid.p90_mw)
         else:
             capacity_mw = sum(site.renewable_capacity_mw.values())
             forecast = persistence_forecast(

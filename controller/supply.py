@@ -1,0 +1,79 @@
+"""Renewable supply forecast for the planner, from telemetry and published weather forecasts.
+
+One :class:`forecasting.plant.PlantForecaster` per renewable plant learns from that plant's
+``available_mw`` and its weather measurement, and from the site's NWP-like forecasts
+(``smelter/forecast/weather/{site}``).  The planner needs the site total: P50s add up; the P10
+and P90 of the total are taken as the sums of the plants' quantiles, which assumes the plants'
+errors move together — conservative for the P10 reserve, since weather errors at one site are
+strongly correlated.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+import numpy as np
+
+from controller.contract import RenewableTelemetry, WeatherForecast
+from controller.planning import FloatArray, SupplyForecast
+from controller.site import SiteModel
+from forecasting.plant import PlantForecaster
+from forecasting.types import WeatherInput
+
+Kind = Literal["pv", "wind", "hydro"]
+
+
+class SupplyForecaster:
+    """Site-level supply forecaster.  Pure: time comes from the payloads and the caller."""
+
+    def __init__(self, site: SiteModel) -> None:
+        self.site = site
+        self.plants = {
+            name: PlantForecaster(
+                cast(Kind, site.renewable_kind.get(name, "pv")),
+                capacity,
+                latitude_deg=site.latitude_deg,
+                longitude_deg=site.longitude_deg,
+                altitude_m=site.altitude_m,
+            )
+            for name, capacity in site.renewable_capacity_mw.items()
+        }
+
+    def observe_telemetry(self, plant: str, payload: RenewableTelemetry) -> None:
+        forecaster = self.plants.get(plant)
+        if forecaster is None:
+            return
+        measurement = {
+            "pv": payload.ghi_wm2,
+            "wind": payload.wind_speed_ms,
+            "hydro": payload.flow_m3s,
+        }[payload.kind.value]
+        forecaster.observe(payload.ts, payload.available_mw, measurement)
+
+    def observe_weather(self, payload: WeatherForecast) -> None:
+        def arr(v: list[float] | None) -> FloatArray | None:
+            return None if v is None else np.asarray(v, dtype=float)
+
+        weather = WeatherInput(
+            issued_s=payload.issued_ts,
+            times_s=np.asarray(payload.times, dtype=float),
+            ghi_wm2=arr(payload.ghi_wm2),
+            wind_speed_ms=arr(payload.wind_speed_ms),
+            flow_m3s=arr(payload.flow_m3s),
+        )
+        for forecaster in self.plants.values():
+            forecaster.observe_weather(weather)
+
+    def forecast(self, issue_s: float, times_s: FloatArray) -> SupplyForecast:
+        """Total availability at ``times_s`` (the planner's step starts)."""
+        p10 = np.zeros(times_s.size)
+        p50 = np.zeros(times_s.size)
+        p90 = np.zeros(times_s.size)
+        for forecaster in self.plants.values():
+            q = forecaster.forecast(issue_s, times_s)
+            p10 += q.p10_mw
+            p50 += q.p50_mw
+            p90 += q.p90_mw
+        return SupplyForecast(
+            np.asarray(times_s, dtype=float), p50, np.minimum(p10, p50), np.maximum(p90, p50)
+        )
