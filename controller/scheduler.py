@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
 
 from controller.lineheat import heat_budget, hx_lag
-from controller.lp import FloatArray, LinearProgram
+from controller.lp import FloatArray
 from controller.model import Axis, Built, bess_energy, build
 from controller.planning import (
     LineState,
@@ -87,21 +88,15 @@ def solve(
         if built.grid_in is not None and built.grid_out is not None
         else np.zeros(axis.n)
     )
-    used = x[built.used]
-    bent = _bent(lp, built, x)
+    dispatch = _Dispatch(currents, bess, captive, grid, x[built.used])
     return _schedule(
         site,
         state,
         fc,
-        config,
         axis,
-        currents,
-        bess,
-        captive,
-        grid,
-        used,
+        dispatch,
         status=status,
-        bent=bent,
+        bent=_bent(built, x),
         objective=float(res.fun),
         solve_ms=solve_ms,
     )
@@ -131,17 +126,13 @@ def fallback(
     room = np.maximum(load - sum(captive.values(), np.zeros(axis.n)), 0.0)
     used = np.minimum(fc.p50_mw, room)
     grid = room - used if site.grid is not None else np.zeros(axis.n)
+    dispatch = _Dispatch(currents, bess, captive, grid, used)
     return _schedule(
         site,
         state,
         fc,
-        config,
         axis,
-        currents,
-        bess,
-        captive,
-        grid,
-        used,
+        dispatch,
         status=SolveStatus.FALLBACK,
         bent={},
         objective=float("nan"),
@@ -172,7 +163,18 @@ def _ms(t_start: float) -> float:
     return (time.perf_counter() - t_start) * 1e3
 
 
-def _bent(lp: LinearProgram, built: Built, x: FloatArray) -> dict[str, float]:
+@dataclass(frozen=True)
+class _Dispatch:
+    """A plan's decisions per step, before the trajectories are rolled forward."""
+
+    currents: dict[str, FloatArray]
+    bess: dict[str, FloatArray]
+    captive: dict[str, FloatArray]
+    grid: FloatArray
+    used: FloatArray
+
+
+def _bent(built: Built, x: FloatArray) -> dict[str, float]:
     bent = {}
     for name, cols in built.slacks.items():
         total = float(np.sum(x[cols]))
@@ -196,13 +198,8 @@ def _schedule(
     site: SiteModel,
     state: PlantState,
     fc: SupplyForecast,
-    cfg: PlannerConfig,
     axis: Axis,
-    currents: dict[str, FloatArray],
-    bess: dict[str, FloatArray],
-    captive: dict[str, FloatArray],
-    grid: FloatArray,
-    used: FloatArray,
+    d: _Dispatch,
     *,
     status: SolveStatus,
     bent: dict[str, float],
@@ -211,6 +208,7 @@ def _schedule(
     reason: str = "",
 ) -> Schedule:
     dt = axis.dt_h
+    currents, bess = d.currents, d.bess
     heat, production = {}, {}
     for line in site.lines:
         ls = state.lines.get(line.name) or LineState(current_ka=line.nominal_current_ka)
@@ -235,10 +233,10 @@ def _schedule(
         line_current_ka=currents,
         bess_power_mw=bess,
         bess_soc_frac=soc,
-        captive_mw=captive,
-        grid_mw=grid,
-        renewable_used_mw=used,
-        curtailed_mw=np.maximum(fc.p50_mw - used, 0.0),
+        captive_mw=d.captive,
+        grid_mw=d.grid,
+        renewable_used_mw=d.used,
+        curtailed_mw=np.maximum(fc.p50_mw - d.used, 0.0),
         heat_budget_mwh=heat,
         production_t=production,
         forecast=fc,
