@@ -116,7 +116,8 @@ def build(
         built.prod_rate_t_per_kah[line.name] = add_production(lp, site, line, cur, ls, axis, cfg)
 
     for b in site.bess:
-        ch, dis, e = add_bess(lp, b, state.bess_soc_frac.get(b.name, 0.5), n, dt)
+        reserve = cfg.island_bess_reserve_frac if site.islanded else 0.0
+        ch, dis, e = add_bess(lp, b, state.bess_soc_frac.get(b.name, 0.5), n, dt, reserve)
         built.charge[b.name], built.discharge[b.name], built.energy[b.name] = ch, dis, e
     for c in site.captive:
         built.captive[c.name] = add_captive(
@@ -353,12 +354,16 @@ def bess_energy(b: BessModel, dt_h: float) -> tuple[Recursion, float, float]:
 
 
 def add_bess(
-    lp: LinearProgram, b: BessModel, soc_frac: float, n: int, dt: float
+    lp: LinearProgram, b: BessModel, soc_frac: float, n: int, dt: float, reserve_frac: float
 ) -> tuple[IntArray, IntArray, IntArray]:
-    """BESS: 0 ≤ ch, dis ≤ P; E by :func:`bess_energy`; E_min − s ≤ E ≤ E_max + s (soft, the
-    present SOC may already be outside); terminal E[n] ≥ min(E0, E_mid) − s."""
+    """BESS: 0 ≤ ch ≤ P, 0 ≤ dis ≤ (1 − ρ)·P; E by :func:`bess_energy`;
+    E_min + ρ·P·1 h − s ≤ E ≤ E_max + s (soft, the present SOC may already be outside);
+    terminal E[n] ≥ min(E0, E_mid) − s.  ρ is the share of power (and an hour of it in energy)
+    kept back for the plant's fast frequency response: islanded sites only."""
     ch = lp.var(f"ch-{b.name}", n, 0.0, b.power_mw, PRICE_THROUGHPUT_PER_MWH * dt)
-    dis = lp.var(f"dis-{b.name}", n, 0.0, b.power_mw, PRICE_THROUGHPUT_PER_MWH * dt)
+    dis = lp.var(
+        f"dis-{b.name}", n, 0.0, (1.0 - reserve_frac) * b.power_mw, PRICE_THROUGHPUT_PER_MWH * dt
+    )
     e = lp.var(f"E-{b.name}", n, 0.0, b.energy_mwh)  # physics: hard; the SOC band: soft
     rec, c_ch, c_dis = bess_energy(b, dt)
     e0 = soc_frac * b.energy_mwh
@@ -367,7 +372,9 @@ def add_bess(
     lp.soft_range(
         f"{b.name}-soc",
         e,
-        b.soc_min_frac * b.energy_mwh,
+        min(
+            b.soc_min_frac * b.energy_mwh + reserve_frac * b.power_mw, b.soc_max_frac * b.energy_mwh
+        ),
         b.soc_max_frac * b.energy_mwh,
         PRICE_SOC_PER_MWH,
     )

@@ -85,6 +85,9 @@ class PlannerConfig:
     import_margin_frac: float = 0.05
     """Plan imports up to (1 − margin) of the limit: supply varies within a planning step, and
     a plan that sits on the limit makes the plant shed load on every dip."""
+    island_bess_reserve_frac: float = 0.3
+    """Islanded sites: the share of BESS power (and an hour of it in energy) the plan leaves
+    for the plant's fast frequency response, which covers what the captive unit's ramp cannot."""
     reserve_p10: bool = True
     """Keep the plan feasible if supply comes in at P10 (dispatchable headroom)."""
 
