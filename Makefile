@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/smelter-ems simulate --offline --scenario yunnan-hydro-solar --days 2 --seed 1
+	$(BIN)/smelter-ems backtest --scenario yunnan-hydro-solar --days 2 --seed 1 \
+		--strategy flat,rule,mpc,oracle --out out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
