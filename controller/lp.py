@@ -53,17 +53,6 @@ class LinearProgram:
         self.n_vars += n
         return cols
 
-    def add_cost(self, cols: IntArray, cost: float | FloatArray) -> None:
-        c = self.cost_vector_view()
-        np.add.at(c, cols, np.broadcast_to(np.asarray(cost, dtype=float), cols.shape))
-
-    def cost_vector_view(self) -> FloatArray:
-        """Concatenate the cost blocks once, then keep adding to the one array."""
-        if len(self.cost) != 1:
-            merged = np.concatenate(self.cost) if self.cost else np.empty(0)
-            self.cost = [merged]
-        return self.cost[0]
-
     def rows(
         self,
         family: str,
@@ -136,4 +125,4 @@ class LinearProgram:
         return np.concatenate(self.lo), np.concatenate(self.hi)
 
     def cost_vector(self) -> FloatArray:
-        return self.cost_vector_view().copy()
+        return np.concatenate(self.cost) if self.cost else np.empty(0)

@@ -56,11 +56,8 @@ class Built:
     """Column blocks the extraction needs, and the fixed parts of linearised expressions."""
 
     current: dict[str, IntArray]
-    heat: dict[str, IntArray]
-    prod_rate_t_per_kah: dict[str, float]
     charge: dict[str, IntArray]
     discharge: dict[str, IntArray]
-    energy: dict[str, IntArray]
     captive: dict[str, IntArray]
     used: IntArray
     grid_in: IntArray | None
@@ -94,7 +91,7 @@ def build(
 ) -> tuple[LinearProgram, Built]:
     lp = LinearProgram()
     n, dt = axis.n, axis.dt_h
-    built = Built({}, {}, {}, {}, {}, {}, {}, np.empty(0, np.int64), None, None, {})
+    built = Built({}, {}, {}, {}, np.empty(0, np.int64), None, None, {})
     load_terms: list[tuple[IntArray, FloatArray]] = []
     load_const = np.full(n, float(site.auxiliary_load_mw))
 
@@ -112,13 +109,13 @@ def build(
         add_band_duration(
             lp, line, cur, ls.deep_used_h if ls else 0.0, ls.high_used_h if ls else 0.0, axis
         )
-        built.heat[line.name] = add_heat_budget(lp, site, line, cur, i_ref, ls, axis)
-        built.prod_rate_t_per_kah[line.name] = add_production(lp, site, line, cur, ls, axis, cfg)
+        add_heat_budget(lp, site, line, cur, i_ref, ls, axis)
+        add_production(lp, site, line, cur, ls, axis, cfg)
 
     for b in site.bess:
         reserve = cfg.island_bess_reserve_frac if site.islanded else 0.0
-        ch, dis, e = add_bess(lp, b, state.bess_soc_frac.get(b.name, 0.5), n, dt, reserve)
-        built.charge[b.name], built.discharge[b.name], built.energy[b.name] = ch, dis, e
+        ch, dis, _ = add_bess(lp, b, state.bess_soc_frac.get(b.name, 0.5), n, dt, reserve)
+        built.charge[b.name], built.discharge[b.name] = ch, dis
     for c in site.captive:
         built.captive[c.name] = add_captive(
             lp, c, state.captive_mw.get(c.name, c.min_mw), n, dt, cfg, site
@@ -309,14 +306,14 @@ def add_production(
     ls: LineState | None,
     axis: Axis,
     cfg: PlannerConfig,
-) -> float:
+) -> None:
     """Production since local midnight, a recursion that restarts at each midnight::
 
         P[k+1] = a[k]·P[k] + Δ·ρ·I[k],   ρ = pots_online · 0.3356 · CE / 1000  [t/kA·h]
         target·f − s⁻ ≤ P[end of day] ≤ target·f·(1 + tol) + s⁺
 
     with a[k] = 0 where step k starts a new day, and f the covered share of the day (1 at
-    midnight, pro rata at the horizon's end).  Returns ρ.
+    midnight, pro rata at the horizon's end).
     """
     n, dt = axis.n, axis.dt_h
     pots = ls.pots_online if ls is not None and ls.pots_online is not None else line.pots
@@ -344,7 +341,6 @@ def add_production(
         target * (1.0 + cfg.production_tolerance_frac),
         PRICE_PRODUCTION_PER_T,
     )
-    return rho
 
 
 def bess_energy(b: BessModel, dt_h: float) -> tuple[Recursion, float, float]:

@@ -106,11 +106,9 @@ class Recursion:
             x[k] = prev
         return x
 
-    def step(self, x: float, drive: float, a: float | None = None) -> float:
-        """One step on numbers: a·x + drive (``a`` overrides the recursion's own, for a
-        variable time step)."""
-        coef = float(np.asarray(self.a).flat[0]) if a is None else a
-        return coef * x + drive
+    def step(self, x: float, drive: float) -> float:
+        """One step on numbers: a·x + drive (a scalar recursion; build one per step length)."""
+        return float(np.asarray(self.a).flat[0]) * x + drive
 
 
 def decay(dt_h: float, tau_h: float) -> float:

@@ -23,7 +23,6 @@ from controller.contract import (
 )
 from controller.lineheat import heat_budget, hx_lag
 from controller.planning import FloatArray, LineState, PlantState
-from controller.recursion import decay
 from controller.site import LineModel, SiteModel
 
 DAY_S = 86_400.0
@@ -77,14 +76,11 @@ class _Line:
             self.day, self.produced_today_t = day, 0.0
         self.produced_today_t += m.production_t_per_h(self.current_ka, self.pots_online) * dt_h
         dq_mw = m.heat_mw(self.current_ka) - m.heat_mw(m.nominal_current_ka)
+        # the recursions are built for this interval's length: a variable step is exact
         hx, hx_in = hx_lag(m, dt_h)
-        budget = heat_budget(m, dt_h)
         u = self.hx_lag_mw
-        self.heat_budget_mwh = budget.step(
-            self.heat_budget_mwh, dt_h * (dq_mw - u), a=decay(dt_h, m.heat_recovery_h)
-        )
-        a_hx = decay(dt_h, m.hx_time_constant_h) if m.heat_exchangers else 1.0
-        self.hx_lag_mw = hx.step(u, (1.0 - a_hx) * dq_mw if hx_in else 0.0, a=a_hx)
+        self.heat_budget_mwh = heat_budget(m, dt_h).step(self.heat_budget_mwh, dt_h * (dq_mw - u))
+        self.hx_lag_mw = hx.step(u, hx_in * dq_mw)
         i_n = m.nominal_current_ka
         depth_deep = max((m.band_low_frac - m.deep_low_frac) * i_n, 1e-9)
         depth_high = max((m.high_max_frac - m.band_high_frac) * i_n, 1e-9)
