@@ -175,7 +175,7 @@ class Plant:
 
         # Shedding is decided on the load the lines are about to draw ...
         planned_mw = sum(line_mw) + sc.auxiliary_load_mw + charge_mw
-        _, _, shed_mw, surplus_mw = self._balance(planned_mw, available_mw, bess_out_mw, dt)
+        _, _, _, shed_mw, surplus_mw = self._settle(planned_mw, available_mw, bess_out_mw, dt)
         self._frequency_hz = self._frequency(shed_mw - surplus_mw, planned_mw)
         if shed_mw > 1e-6:
             currents = self._shed(currents, line_mw, shed_mw)
@@ -246,24 +246,11 @@ class Plant:
             for c in self.captive
         ]
 
-    def _balance(
-        self, load_mw: float, available_mw: float, bess_out_mw: float, dt_s: float
-    ) -> tuple[list[float], float, float, float]:
-        """(captive outputs, grid (+ import), shortfall, over-generation) for a site load."""
-        if self.scenario.islanded:
-            captive_mw, _, short, surplus = self._balance_island(
-                load_mw, available_mw, bess_out_mw, dt_s
-            )
-            return captive_mw, 0.0, short, surplus
-        captive_mw = self._captive_setpoints_mw(dt_s)
-        net_mw = load_mw - available_mw - bess_out_mw - sum(captive_mw)
-        grid_mw, _, short, surplus = self._balance_grid(net_mw, available_mw)
-        return captive_mw, grid_mw, short, surplus
-
     def _settle(
         self, load_mw: float, available_mw: float, bess_out_mw: float, dt_s: float
     ) -> tuple[list[float], float, float, float, float]:
-        """Final balance: (captive, grid, curtailed, unserved, over-generation)."""
+        """Balance a site load: (captive, grid (+ import), curtailed, short, over-generation).
+        Pure: called on the planned load to decide shedding, then on the load drawn."""
         if self.scenario.islanded:
             captive_mw, curtailed, short, surplus = self._balance_island(
                 load_mw, available_mw, bess_out_mw, dt_s
