@@ -203,6 +203,11 @@ def test_always_a_plan_within_the_envelope(
     assert np.all(np.abs(s.bess_power_mw["b1"]) <= 100.0 + 1e-6)
     c = s.captive_mw["c1"]
     assert np.all(c >= 450.0 - 1e-6) and np.all(c <= 1100.0 + 1e-6)
-    # bending is allowed only for soft families
-    hard = {"balance_short", "balance_over"}
-    assert not (hard & set(s.bent)) or sum(s.bent.get(k, 0.0) for k in hard) > 0
+    # The balance bends only when nothing else can: the captive minimum (450 MW) is below the
+    # smallest load (2 · 372 + 40 MW) and surplus can be curtailed, so no over-generation unless
+    # the unit starts so high that its ramp cannot come down in time ...
+    if captive <= 1100.0:
+        assert "balance_over" not in s.bent
+    # ... and no shortfall when renewables alone exceed the largest load (2 · 559 + 40 MW).
+    if min(supply) >= 1200.0:
+        assert "balance_short" not in s.bent
