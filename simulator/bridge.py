@@ -16,39 +16,42 @@ Only :func:`serve` and :func:`run` are public; the CLI loads the config and the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
-import random
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import aiomqtt
 import msgspec
 
 from controller.contract import FileError, MqttSettings, Topics, encode
-from simulator.config import SimulatorConfig, resolve_password
+from controller.mqttlink import (
+    Backoff,
+    LinkLog,
+    check_tls,
+    make_client,
+    resolve_password,
+    sleep_unless_stopped,
+    until_all_done,
+    until_first_done,
+)
+from simulator.config import SimulatorConfig
 from simulator.plant import Plant
 from simulator.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
-BACKOFF_INITIAL_S: Final = 0.5
-BACKOFF_MAX_S: Final = 30.0
 MAX_LAG_WALL_S: Final = 1.0
 """Behind the wall clock by more than this, the ticker drops the missed time instead of
 catching it up in one burst that would starve the link (and flood subscribers)."""
 FLUSH_TIMEOUT_S: Final = 2.0
 """How long a stop waits to hand queued alarms and forecasts to the broker."""
-CLIENT_TIMEOUT_S: Final = 5.0
-"""aiomqtt's wait for CONNACK, SUBACK, PUBACK and the disconnect: bounds a stop on a dead link."""
 MAX_BACKLOG: Final = 1000
 """Queued publications kept while the link is down or slow; beyond it the oldest are dropped."""
 MAX_QUEUED_COMMANDS: Final = 10_000
@@ -203,76 +206,6 @@ class _PlantClock:
         self._wall0_s = self._monotonic()
 
 
-class _Backoff:
-    """Capped exponential backoff with jitter, so that clients which lost the same broker do not
-    all come back in lockstep."""
-
-    def __init__(
-        self,
-        initial_s: float = BACKOFF_INITIAL_S,
-        max_s: float = BACKOFF_MAX_S,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._initial_s = initial_s
-        self._max_s = max_s
-        self._rng = rng if rng is not None else random.Random()
-        self._failures = 0
-
-    def next_delay_s(self) -> float:
-        # The exponent is capped only to keep 2**n a float; max_s caps the delay itself.
-        ceiling_s = min(self._max_s, self._initial_s * 2.0 ** min(self._failures, 60))
-        self._failures += 1
-        return self._rng.uniform(ceiling_s / 2, ceiling_s)
-
-    def reset(self) -> None:
-        self._failures = 0
-
-
-class _LinkLog:
-    """Logs a broker outage once when it starts and once when it ends, not once per attempt."""
-
-    def __init__(self, url: str, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._url = url
-        self._monotonic = monotonic
-        self._connected = False
-        self._ever_connected = False
-        self._down_since_s: float | None = None
-        self._failed_attempts = 0
-
-    def up(self) -> None:
-        if self._down_since_s is None:
-            log.info("connected to MQTT broker %s", self._url)
-        else:
-            log.info(
-                "%s MQTT broker %s after %.1f s (%d failed attempts)",
-                "reconnected to" if self._ever_connected else "connected to",
-                self._url,
-                self._monotonic() - self._down_since_s,
-                self._failed_attempts,
-            )
-        self._connected = self._ever_connected = True
-        self._down_since_s = None
-        self._failed_attempts = 0
-
-    def down(self, exc: aiomqtt.MqttError) -> None:
-        """A connection attempt failed, or an established connection was lost."""
-        if self._down_since_s is not None:
-            self._failed_attempts += 1
-            log.debug("MQTT broker %s still unreachable: %s", self._url, exc)
-            return
-        self._down_since_s = self._monotonic()
-        lost = self._connected
-        self._connected = False
-        self._failed_attempts = 0 if lost else 1
-        log.warning(
-            "%s MQTT broker %s (%s); plant time runs on, retrying with backoff up to %.0f s",
-            "lost the connection to" if lost else "cannot connect to",
-            self._url,
-            exc,
-            BACKOFF_MAX_S,
-        )
-
-
 # --- the two tasks -------------------------------------------------------------------------
 
 
@@ -296,7 +229,7 @@ async def _run_ticker(runner: _PlantRunner, clock: _PlantClock, stop: asyncio.Ev
             # Let commands in and publications out between events: a catch-up must not starve
             # the link.
             await asyncio.sleep(0)
-        await _sleep_unless_stopped(stop, clock.wall_delay_s(runner.next_event_s))
+        await sleep_unless_stopped(stop, clock.wall_delay_s(runner.next_event_s))
 
 
 async def _stay_connected(
@@ -309,13 +242,18 @@ async def _stay_connected(
     stop: asyncio.Event,
 ) -> None:
     """Keep a broker connection until ``stop``, reconnecting with backoff when it fails."""
-    backoff = _Backoff()
-    link_log = _LinkLog(settings.url)
+    backoff = Backoff()
+    link_log = LinkLog(settings.url, while_down="plant time runs on", logger=log)
     while not stop.is_set():
         try:
             # A fresh client per attempt: aiomqtt cannot always re-enter a client whose
             # connection failed (empicano/aiomqtt#269), and its maintainers advise a new one.
-            async with _make_client(settings, password) as client:
+            async with make_client(
+                settings,
+                password,
+                default_id="smelter-sim",
+                max_queued_incoming=MAX_QUEUED_COMMANDS,
+            ) as client:
                 await client.subscribe(topics.command_filter, qos=1)
                 link_log.up()
                 backoff.reset()
@@ -327,7 +265,7 @@ async def _stay_connected(
                     outbox.drop_telemetry()
         except aiomqtt.MqttError as exc:
             link_log.down(exc)
-            await _sleep_unless_stopped(stop, backoff.next_delay_s())
+            await sleep_unless_stopped(stop, backoff.next_delay_s())
 
 
 async def _exchange(
@@ -335,7 +273,7 @@ async def _exchange(
 ) -> None:
     """Feed commands in and publish the outbox until ``stop`` (returns) or until the link fails
     (raises :class:`aiomqtt.MqttError`)."""
-    await _until_first_done(
+    await until_first_done(
         _receive_commands(client, runner), _publish_forever(client, outbox), stop.wait()
     )
     outbox.drop_telemetry()
@@ -378,98 +316,7 @@ async def _publish_pending(client: aiomqtt.Client, outbox: _Outbox) -> None:
             raise
 
 
-def _make_client(settings: MqttSettings, password: str | None) -> aiomqtt.Client:
-    tls_params: aiomqtt.TLSParameters | None = None
-    tls_insecure: bool | None = None
-    if settings.url.startswith("mqtts://") and settings.tls is not None:
-        tls = settings.tls
-        tls_params = aiomqtt.TLSParameters(
-            ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file
-        )
-        tls_insecure = tls.insecure
-    protocol = (
-        aiomqtt.ProtocolVersion.V5 if settings.protocol == "5" else aiomqtt.ProtocolVersion.V311
-    )
-    return aiomqtt.Client(
-        settings.host,
-        settings.port,
-        identifier=settings.client_id or f"smelter-sim-{os.getpid()}",
-        username=settings.username,
-        password=password,
-        protocol=protocol,
-        keepalive=settings.keepalive_s,
-        timeout=CLIENT_TIMEOUT_S,
-        max_queued_incoming_messages=MAX_QUEUED_COMMANDS,
-        tls_params=tls_params,
-        tls_insecure=tls_insecure,
-    )
-
-
-def _check_tls(settings: MqttSettings) -> None:
-    """Fail at start on TLS files that are not there, rather than retry a doomed connection."""
-    if settings.tls is None:
-        return
-    if not settings.url.startswith("mqtts://"):
-        log.warning("[mqtt.tls] is ignored: the url %s is not mqtts://", settings.url)
-        return
-    tls = settings.tls
-    for key, path in (
-        ("ca_file", tls.ca_file),
-        ("cert_file", tls.cert_file),
-        ("key_file", tls.key_file),
-    ):
-        if path is not None and not Path(path).is_file():
-            raise FileError("", f"mqtt.tls.{key}", path, "file not found")
-
-
 # --- small asyncio helpers -----------------------------------------------------------------
-
-
-async def _sleep_unless_stopped(stop: asyncio.Event, delay_s: float) -> None:
-    if delay_s <= 0:
-        await asyncio.sleep(0)
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay_s):
-            await stop.wait()
-
-
-async def _run_concurrently(coros: tuple[Coroutine[Any, Any, Any], ...], return_when: str) -> None:
-    """Run ``coros`` until ``return_when``; cancel the rest; re-raise the first failure."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=return_when)
-    finally:
-        await _cancel_and_wait(tasks)
-    # Reading every outcome also keeps asyncio from reporting exceptions "never retrieved".
-    failures = [exc for t in tasks if not t.cancelled() and (exc := t.exception()) is not None]
-    # The failure that ended the wait comes first: the others are its consequences.
-    ending = [exc for t in done if not t.cancelled() and (exc := t.exception()) is not None]
-    if ending or failures:
-        raise (ending or failures)[0]
-
-
-async def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait until they have finished.
-
-    Cancels again until they do: on Python 3.11, the ``asyncio.wait_for`` inside aiomqtt's
-    publish can swallow a cancellation that races with the PUBACK (cpython#86296), which left
-    the publishing task running and a stop hanging.
-    """
-    pending = {t for t in tasks if not t.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-
-
-async def _until_first_done(*coros: Coroutine[Any, Any, Any]) -> None:
-    await _run_concurrently(coros, asyncio.FIRST_COMPLETED)
-
-
-async def _until_all_done(*coros: Coroutine[Any, Any, Any]) -> None:
-    """Run until all finish; if one fails, cancel the others and re-raise."""
-    await _run_concurrently(coros, asyncio.FIRST_EXCEPTION)
 
 
 # --- public --------------------------------------------------------------------------------
@@ -494,7 +341,7 @@ async def serve(
     stop = stop if stop is not None else asyncio.Event()
     settings = config.mqtt
     password = resolve_password(settings, environ)
-    _check_tls(settings)
+    check_tls(settings)
     sim = config.simulator
     topics = Topics(settings.topic_prefix)
     plant = Plant(scenario, sim.seed, step_s=sim.step_s, topics=topics)
@@ -512,7 +359,7 @@ async def serve(
         settings.url,
         settings.topic_prefix,
     )
-    await _until_all_done(
+    await until_all_done(
         _run_ticker(runner, clock, stop),
         _stay_connected(settings, password, topics=topics, runner=runner, outbox=outbox, stop=stop),
     )

@@ -8,13 +8,12 @@ keys are errors, so a misspelt key is reported with its name, value and reason
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
-from controller.contract import FileError, MqttSettings, load_toml
+from controller.contract import MqttSettings, load_toml
 
 _MAX_SPEED: float = 1.0e6
 """A year of plant time in about 30 wall seconds: anything faster is a typo."""
@@ -60,55 +59,3 @@ def load_simulator_config(path: str | Path) -> SimulatorConfig:
         FileError: the file is missing, not TOML, or has a bad key (key, value and reason).
     """
     return load_toml(path, SimulatorConfig)
-
-
-def resolve_password(settings: MqttSettings, environ: Mapping[str, str]) -> str | None:
-    """Fetch the broker password from where ``[mqtt]`` says it is (None: no password).
-
-    The config names the place (``password_env`` or ``password_file``), never the secret.  Errors
-    name the key and the place, never the secret's value.
-
-    Raises:
-        FileError: the variable or file is missing, unreadable or empty, or there is no username.
-    """
-    if settings.password_env:
-        password = _password_from_env(settings.password_env, environ)
-    elif settings.password_file:
-        password = _password_from_file(settings.password_file)
-    else:
-        return None
-    if settings.username is None:
-        # paho (and MQTT 3.1.1) only sends a password together with a username; without this
-        # check the password would be dropped silently and the broker would answer "not
-        # authorised" with no hint why.
-        raise FileError(
-            "", "mqtt.username", None, "a password is configured, so a username is needed"
-        )
-    return password
-
-
-def _password_from_env(name: str, environ: Mapping[str, str]) -> str:
-    key = "mqtt.password_env"
-    if name not in environ:
-        raise FileError("", key, name, "environment variable is not set")
-    if not environ[name]:
-        raise FileError("", key, name, "environment variable is empty")
-    return environ[name]
-
-
-def _password_from_file(path: str) -> str:
-    key = "mqtt.password_file"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileError("", key, path, "file not found") from None
-    except UnicodeDecodeError:
-        # The decode error quotes the offending byte; keep even that much of a secret out of logs.
-        raise FileError("", key, path, "file is not UTF-8 text") from None
-    except OSError as exc:
-        raise FileError("", key, path, f"cannot read the file: {exc.strerror}") from None
-    # `echo secret > file` and editors add a final newline that is not part of the secret.
-    password = text.rstrip("\r\n")
-    if not password:
-        raise FileError("", key, path, "file is empty")
-    return password

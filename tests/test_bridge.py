@@ -40,8 +40,8 @@ from controller.contract import (
     decode,
     encode,
 )
+from controller.mqttlink import Backoff, resolve_password
 from simulator.bridge import (
-    _Backoff,
     _Outbox,
     _PlantClock,
     _PlantRunner,
@@ -53,7 +53,6 @@ from simulator.config import (
     SimulatorConfig,
     SimulatorSection,
     load_simulator_config,
-    resolve_password,
 )
 from simulator.plant import Plant
 from simulator.scenario import Scenario, builtin_names, load_scenario
@@ -474,7 +473,7 @@ async def test_reconnects_after_a_broker_restart_and_telemetry_resumes(
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_a_cap() -> None:
-    backoff = _Backoff(initial_s=0.5, max_s=30.0)
+    backoff = Backoff(initial_s=0.5, max_s=30.0)
     delays = [backoff.next_delay_s() for _ in range(12)]
     ceilings = [min(30.0, 0.5 * 2**n) for n in range(12)]
     for delay, ceiling in zip(delays, ceilings, strict=True):

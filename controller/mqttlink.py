@@ -1,0 +1,271 @@
+"""The connection half of the wire contract: how both sides reach the broker.
+
+The daemon and the simulator's bridge connect the same way: one fresh :mod:`aiomqtt` client per
+attempt built from the ``[mqtt]`` settings (:func:`make_client`), TLS files checked at start
+(:func:`check_tls`), the password fetched from where the config names it
+(:func:`resolve_password`), reconnects with capped, jittered backoff (:class:`Backoff`) and an
+outage logged once when it starts and once when it ends (:class:`LinkLog`).  Like
+:mod:`controller.contract`, the simulator may import it (DESIGN §2, tests/test_layering.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import aiomqtt
+
+from controller.contract import FileError, MqttSettings
+
+log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL_S: Final = 0.5
+BACKOFF_MAX_S: Final = 30.0
+CLIENT_TIMEOUT_S: Final = 5.0
+"""aiomqtt's wait for CONNACK, SUBACK, PUBACK and the disconnect: bounds a stop on a dead link."""
+
+
+class Backoff:
+    """Capped exponential backoff with jitter, so that clients which lost the same broker do not
+    all come back in lockstep."""
+
+    def __init__(
+        self,
+        initial_s: float = BACKOFF_INITIAL_S,
+        max_s: float = BACKOFF_MAX_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._initial_s = initial_s
+        self._max_s = max_s
+        self._rng = rng if rng is not None else random.Random()
+        self._failures = 0
+
+    def next_delay_s(self) -> float:
+        # The exponent is capped only to keep 2**n a float; max_s caps the delay itself.
+        ceiling_s = min(self._max_s, self._initial_s * 2.0 ** min(self._failures, 60))
+        self._failures += 1
+        return self._rng.uniform(ceiling_s / 2, ceiling_s)
+
+    def reset(self) -> None:
+        self._failures = 0
+
+
+class LinkLog:
+    """Logs a broker outage once when it starts and once when it ends, not once per attempt."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        while_down: str = "",
+        logger: logging.Logger = log,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = url
+        self._while_down = while_down
+        self._log = logger
+        self._monotonic = monotonic
+        self._connected = False
+        self._ever_connected = False
+        self._down_since_s: float | None = None
+        self._failed_attempts = 0
+
+    def up(self) -> None:
+        if self._down_since_s is None:
+            self._log.info("connected to MQTT broker %s", self._url)
+        else:
+            self._log.info(
+                "%s MQTT broker %s after %.1f s (%d failed attempts)",
+                "reconnected to" if self._ever_connected else "connected to",
+                self._url,
+                self._monotonic() - self._down_since_s,
+                self._failed_attempts,
+            )
+        self._connected = self._ever_connected = True
+        self._down_since_s = None
+        self._failed_attempts = 0
+
+    def down(self, exc: aiomqtt.MqttError) -> None:
+        """A connection attempt failed, or an established connection was lost."""
+        if self._down_since_s is not None:
+            self._failed_attempts += 1
+            self._log.debug("MQTT broker %s still unreachable: %s", self._url, exc)
+            return
+        self._down_since_s = self._monotonic()
+        lost = self._connected
+        self._connected = False
+        self._failed_attempts = 0 if lost else 1
+        self._log.warning(
+            "%s MQTT broker %s (%s); %sretrying with backoff up to %.0f s",
+            "lost the connection to" if lost else "cannot connect to",
+            self._url,
+            exc,
+            f"{self._while_down}; " if self._while_down else "",
+            BACKOFF_MAX_S,
+        )
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+def make_client(
+    settings: MqttSettings,
+    password: str | None,
+    *,
+    default_id: str,
+    will: aiomqtt.Will | None = None,
+    max_queued_incoming: int = 10_000,
+) -> aiomqtt.Client:
+    """A fresh aiomqtt client for ``settings`` (one per connection attempt: aiomqtt cannot always
+    re-enter a client whose connection failed, empicano/aiomqtt#269)."""
+    tls_params: aiomqtt.TLSParameters | None = None
+    tls_insecure: bool | None = None
+    if settings.url.startswith("mqtts://") and settings.tls is not None:
+        tls = settings.tls
+        tls_params = aiomqtt.TLSParameters(
+            ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file
+        )
+        tls_insecure = tls.insecure
+    protocol = (
+        aiomqtt.ProtocolVersion.V5 if settings.protocol == "5" else aiomqtt.ProtocolVersion.V311
+    )
+    return aiomqtt.Client(
+        settings.host,
+        settings.port,
+        identifier=settings.client_id or f"{default_id}-{os.getpid()}",
+        username=settings.username,
+        password=password,
+        protocol=protocol,
+        keepalive=settings.keepalive_s,
+        timeout=CLIENT_TIMEOUT_S,
+        max_queued_incoming_messages=max_queued_incoming,
+        will=will,
+        tls_params=tls_params,
+        tls_insecure=tls_insecure,
+    )
+
+
+def check_tls(settings: MqttSettings) -> None:
+    """Fail at start on TLS files that are not there, rather than retry a doomed connection."""
+    if settings.tls is None:
+        return
+    if not settings.url.startswith("mqtts://"):
+        log.warning("[mqtt.tls] is ignored: the url %s is not mqtts://", settings.url)
+        return
+    tls = settings.tls
+    for key, path in (
+        ("ca_file", tls.ca_file),
+        ("cert_file", tls.cert_file),
+        ("key_file", tls.key_file),
+    ):
+        if path is not None and not Path(path).is_file():
+            raise FileError("", f"mqtt.tls.{key}", path, "file not found")
+
+
+def resolve_password(settings: MqttSettings, environ: Mapping[str, str]) -> str | None:
+    """Fetch the broker password from where ``[mqtt]`` says it is (None: no password).
+
+    The config names the place (``password_env`` or ``password_file``), never the secret.  Errors
+    name the key and the place, never the secret's value.
+
+    Raises:
+        FileError: the variable or file is missing, unreadable or empty, or there is no username.
+    """
+    if settings.password_env:
+        password = _password_from_env(settings.password_env, environ)
+    elif settings.password_file:
+        password = _password_from_file(settings.password_file)
+    else:
+        return None
+    if settings.username is None:
+        # paho (and MQTT 3.1.1) only sends a password together with a username; without this
+        # check the password would be dropped silently and the broker would answer "not
+        # authorised" with no hint why.
+        raise FileError(
+            "", "mqtt.username", None, "a password is configured, so a username is needed"
+        )
+    return password
+
+
+def _password_from_env(name: str, environ: Mapping[str, str]) -> str:
+    key = "mqtt.password_env"
+    if name not in environ:
+        raise FileError("", key, name, "environment variable is not set")
+    if not environ[name]:
+        raise FileError("", key, name, "environment variable is empty")
+    return environ[name]
+
+
+def _password_from_file(path: str) -> str:
+    key = "mqtt.password_file"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileError("", key, path, "file not found") from None
+    except UnicodeDecodeError:
+        # The decode error quotes the offending byte; keep even that much of a secret out of logs.
+        raise FileError("", key, path, "file is not UTF-8 text") from None
+    except OSError as exc:
+        raise FileError("", key, path, f"cannot read the file: {exc.strerror}") from None
+    # `echo secret > file` and editors add a final newline that is not part of the secret.
+    password = text.rstrip("\r\n")
+    if not password:
+        raise FileError("", key, path, "file is empty")
+    return password
+
+
+# --- small asyncio helpers -----------------------------------------------------------------
+
+
+async def sleep_unless_stopped(stop: asyncio.Event, delay_s: float) -> None:
+    if delay_s <= 0:
+        await asyncio.sleep(0)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay_s):
+            await stop.wait()
+
+
+async def run_concurrently(coros: tuple[Coroutine[Any, Any, Any], ...], return_when: str) -> None:
+    """Run ``coros`` until ``return_when``; cancel the rest; re-raise the first failure."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=return_when)
+    finally:
+        await cancel_and_wait(tasks)
+    # Reading every outcome also keeps asyncio from reporting exceptions "never retrieved".
+    failures = [exc for t in tasks if not t.cancelled() and (exc := t.exception()) is not None]
+    # The failure that ended the wait comes first: the others are its consequences.
+    ending = [exc for t in done if not t.cancelled() and (exc := t.exception()) is not None]
+    if ending or failures:
+        raise (ending or failures)[0]
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they have finished.
+
+    Cancels again until they do: on Python 3.11, the ``asyncio.wait_for`` inside aiomqtt's
+    publish can swallow a cancellation that races with the PUBACK (cpython#86296), which left
+    the publishing task running and a stop hanging.
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+
+
+async def until_first_done(*coros: Coroutine[Any, Any, Any]) -> None:
+    await run_concurrently(coros, asyncio.FIRST_COMPLETED)
+
+
+async def until_all_done(*coros: Coroutine[Any, Any, Any]) -> None:
+    """Run until all finish; if one fails, cancel the others and re-raise."""
+    await run_concurrently(coros, asyncio.FIRST_EXCEPTION)
