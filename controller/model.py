@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from controller.lineheat import heat_budget, hx_lag
 from controller.lp import FloatArray, IntArray, LinearProgram
@@ -38,6 +39,7 @@ burn surplus as losses and call it renewable use: that loop gains (1/η² − 1)
 surplus for later still gains ≈ 0.8 per MWh."""
 HEAT_END_OF_DAY_FRAC = 0.2
 """At each local midnight |H| ≤ this fraction of B (soft): the budget comes back near 0."""
+DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -288,14 +290,20 @@ def add_heat_budget(
     return h
 
 
+def day_starts(site: SiteModel, axis: Axis) -> npt.NDArray[np.bool_]:
+    """Whether step k is the first of a new local day.  A plan may start at any time (the
+    daemon re-plans on events), so a step that straddles midnight belongs to the day it
+    starts in and the next step starts the new day; on a grid aligned to midnight that is
+    the step starting at midnight."""
+    days = np.array([site.local_day(t) for t in axis.times_s])
+    first = site.local_day(axis.times_s[0]) != site.local_day(axis.times_s[0] - 1.0)
+    return np.concatenate([[first], days[1:] != days[:-1]])
+
+
 def day_ends(site: SiteModel, axis: Axis) -> IntArray:
-    """Indices k whose step ends at a local midnight, plus the last step."""
-    end_s = axis.times_s + axis.dt_h * 3600.0
-    local_h = np.mod(end_s / 3600.0 + site.utc_offset_h, 24.0)
-    at_midnight = np.flatnonzero(
-        np.isclose(local_h, 0.0, atol=1e-6) | np.isclose(local_h, 24.0, atol=1e-6)
-    )
-    return np.unique(np.append(at_midnight, axis.n - 1)).astype(np.int64)
+    """Indices k of the last step of each local day in the horizon, plus the last step."""
+    ends = np.flatnonzero(day_starts(site, axis)[1:])
+    return np.unique(np.append(ends, axis.n - 1)).astype(np.int64)
 
 
 def add_production(
@@ -312,27 +320,31 @@ def add_production(
         P[k+1] = a[k]·P[k] + Δ·ρ·I[k],   ρ = pots_online · 0.3356 · CE / 1000  [t/kA·h]
         target·f − s⁻ ≤ P[end of day] ≤ target·f·(1 + tol) + s⁺
 
-    with a[k] = 0 where step k starts a new day, and f the covered share of the day (1 at
-    midnight, pro rata at the horizon's end).
+    with a[k] = 0 where step k starts a new day (:func:`day_starts`), and f the time the day's
+    production covers, in days: 1 for a whole day on a grid aligned to midnight, a step more or
+    less when a step straddles midnight (it counts for the day it starts in), pro rata at the
+    horizon's end.
     """
     n, dt = axis.n, axis.dt_h
     pots = ls.pots_online if ls is not None and ls.pots_online is not None else line.pots
     rho = line.production_t_per_h(1.0, pots)
-    starts_day = np.array([site.local_day(t) != site.local_day(t - 1.0) for t in axis.times_s])
-    a = np.where(starts_day, 0.0, 1.0)
+    a = np.where(day_starts(site, axis), 0.0, 1.0)
     prod = lp.var(f"P-{line.name}", n, -np.inf, np.inf)
     r = Recursion(f"{line.name}-production", a).rows(
         prod, [Term(cur, dt * rho)], ls.produced_today_t if ls is not None else 0.0
     )
     lp.rows(f"{line.name}-production", r.row, r.col, r.val, r.rhs, r.rhs, n)
     ends = day_ends(site, axis)
-    end_s = axis.times_s[ends] + dt * 3600.0
-    local_h = np.mod(end_s / 3600.0 + site.utc_offset_h, 24.0)
-    frac = np.where(
-        np.isclose(local_h, 0.0, atol=1e-6) | np.isclose(local_h, 24.0, atol=1e-6),
-        1.0,
-        local_h / 24.0,
-    )
+    # Each day's target covers the time its production counts: from local midnight for the
+    # first day (produced_today counts from there), from its first step for later ones.
+    starts = np.flatnonzero(day_starts(site, axis))
+    midnight_s = site.local_day(axis.times_s[0]) * DAY_S - site.utc_offset_h * 3600.0
+    frac = np.empty(ends.size)
+    for j, e in enumerate(ends):
+        later = starts[(starts > 0) & (starts <= e)]
+        origin_s = axis.times_s[later[-1]] if later.size else midnight_s
+        # a step straddling midnight counts for the day it starts in: so does its time
+        frac[j] = (axis.times_s[e] + dt * 3600.0 - origin_s) / DAY_S
     target = line.daily_target_t * pots / line.pots * frac
     lp.soft_range(
         f"{line.name}-production",
