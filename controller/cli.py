@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +35,31 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--outage-start-h", type=float, help="offline: start of a full outage [h]")
     p.add_argument("--outage-hours", type=float, default=0.0, help="offline: outage length [h]")
     p.add_argument("--step-s", type=float, help="physics step in plant seconds (default 60)")
+    p.add_argument(
+        "--influx-url", help="log every publication to this InfluxDB 2 (token from INFLUX_TOKEN)"
+    )
+    p.add_argument("--influx-org", help="InfluxDB org (overrides the config's [influx] org)")
+    p.add_argument("--influx-bucket", help="InfluxDB bucket (overrides [influx] bucket)")
+    p.add_argument(
+        "--log-dir",
+        help="log every publication as line-protocol files here (with --influx-url: the spool)",
+    )
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="the control daemon: MQTT telemetry in, safe setpoints out")
+    p.add_argument("--config", help="TOML config file ([mqtt], [controller], [planner], ...)")
+    p.add_argument("--broker", help="broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT")
+    p.add_argument("--scenario", help="site description: built-in scenario name or scenario file")
+    p.add_argument("--state-file", help="state kept across restarts (controller.state_file)")
+    p.add_argument(
+        "--http-port", type=int, help="/healthz and /metrics port on loopback; 0 turns it off"
+    )
+    p.add_argument(
+        "--influx-url", help="log to this InfluxDB 2 (token from INFLUX_TOKEN); default: files"
+    )
+    p.add_argument("--influx-org", help="InfluxDB org (overrides the config's [influx] org)")
+    p.add_argument("--influx-bucket", help="InfluxDB bucket (overrides [influx] bucket)")
 
 
 def _backtest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _run_parser(sub)
     _simulate_parser(sub)
     _backtest_parser(sub)
     _forecast_eval_parser(sub)
@@ -100,10 +127,12 @@ def _forecast_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # journald stamps each line itself (JOURNAL_STREAM is set when stderr goes to it)
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
     logging.basicConfig(
         level=args.log_level,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"{stamp}%(levelname)s %(name)s: %(message)s",
     )
     if args.command == "backtest":
         from controller.harness import report  # noqa: PLC0415  (harness only: see the docstring)
@@ -113,14 +142,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from controller.harness import forecast_eval  # noqa: PLC0415  (harness only)
 
         return forecast_eval.main_forecast_eval(args)
+    if args.command in ("run", "check-config"):
+        from controller.harness import daemon_cli  # noqa: PLC0415  (harness only)
+
+        if args.command == "run":
+            return daemon_cli.run_command(args)
+        return daemon_cli.check_config(args.file)
     from simulator import cli as sim_cli  # noqa: PLC0415  (harness only: see the docstring)
 
     if args.command == "simulate":
-        return sim_cli.simulate(args)
+        from controller.harness import simlog  # noqa: PLC0415  (harness only)
+
+        return simlog.simulate_command(args)
     if args.command == "scenarios":
         return sim_cli.scenarios(args)
-    if args.command == "check-config":
-        return sim_cli.check_config(args.file)
     return EXIT_USAGE
 
 

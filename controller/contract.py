@@ -31,6 +31,8 @@ import msgspec
 DEFAULT_PREFIX: Final = "smelter"
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
 """Larger payloads are rejected before parsing (a 300-pot voltage list is about 3 KB)."""
+MAX_PLAN_BYTES: Final = 1024 * 1024
+"""The retained plan is larger: 48 h at 5 min is 576 steps of some fifteen series."""
 
 REJECT_KINDS: Final = (
     "oversized",
@@ -189,6 +191,35 @@ class ModeCommand(_Payload, frozen=True, kw_only=True):
     captive_power_mw: dict[str, NonNegPowerMW] = msgspec.field(default_factory=dict)
 
 
+_Named = dict[Name, _Series]
+
+
+class PlanMessage(_Payload, frozen=True, kw_only=True):
+    """The whole current plan (``smelter/controller/plan``, retained): step k covers
+    ``[times[k], times[k] + step_s)``; SOC and heat budget are at the end of each step."""
+
+    plan_id: PlanId
+    status: Literal["optimal", "time_limit_with_solution", "fallback"]
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    step_s: Annotated[float, msgspec.Meta(gt=0.0, le=86_400.0)]
+    times: Annotated[list[Ts], msgspec.Meta(max_length=5000)]
+    line_current_ka: _Named
+    bess_power_mw: _Named = msgspec.field(default_factory=dict)
+    bess_soc_frac: _Named = msgspec.field(default_factory=dict)
+    captive_mw: _Named = msgspec.field(default_factory=dict)
+    heat_budget_mwh: _Named = msgspec.field(default_factory=dict)
+    grid_mw: _Series
+    renewable_used_mw: _Series
+    curtailed_mw: _Series
+    forecast_p10_mw: _Series
+    forecast_p50_mw: _Series
+    forecast_p90_mw: _Series
+    bent: dict[Annotated[str, msgspec.Meta(max_length=64)], float] = msgspec.field(
+        default_factory=dict
+    )
+    solve_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+
+
 Payload = (
     PotlineTelemetry
     | PotVoltages
@@ -202,6 +233,7 @@ Payload = (
     | PowerSetpoint
     | ControllerStatus
     | ModeCommand
+    | PlanMessage
 )
 
 
@@ -238,6 +270,7 @@ PAYLOAD_TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "captive_setpoint": PowerSetpoint,
     "status": ControllerStatus,
     "mode": ModeCommand,
+    "plan": PlanMessage,
 }
 
 
@@ -390,8 +423,9 @@ def decode(kind: str, data: bytes | bytearray | str, type_: type[P] | None = Non
     target: type[Any] = type_ if type_ is not None else PAYLOAD_TYPES[kind]
     if isinstance(data, str):
         data = data.encode()
-    if len(data) > MAX_PAYLOAD_BYTES:
-        raise PayloadError("oversized", f"{len(data)} bytes > {MAX_PAYLOAD_BYTES}")
+    limit = MAX_PLAN_BYTES if target is PlanMessage else MAX_PAYLOAD_BYTES
+    if len(data) > limit:
+        raise PayloadError("oversized", f"{len(data)} bytes > {limit}")
     decoder = _decoders.get(target)
     if decoder is None:
         decoder = _decoders[target] = msgspec.json.Decoder(target)

@@ -145,6 +145,13 @@ class SafetyLayer:
         if (kind, asset) in self.limits and math.isfinite(value) and math.isfinite(t_s):
             self._observed[kind, asset] = (value, t_s)
 
+    def rebase(self, t_s: float) -> None:
+        """Take ``t_s`` as the time of every ramp reference: after a clock jump forward, the
+        jump must not count as time in which the plant could have ramped."""
+        for key in self._applied_at_s:
+            self._applied_at_s[key] = t_s
+        self._observed = {key: (value, t_s) for key, (value, _) in self._observed.items()}
+
     def dispatch(
         self, targets: Mapping[Key, float], now_s: float, *, source: Source, plan_id: str
     ) -> list[Command]:

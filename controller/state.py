@@ -9,6 +9,7 @@ voltages, so that model bias (anode effects, resistance spread) cannot drift int
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -26,8 +27,22 @@ from controller.planning import FloatArray, LineState, PlantState
 from controller.site import LineModel, SiteModel
 
 DAY_S = 86_400.0
+MAX_INTEGRATION_STEP_S = 60.0
+"""Longer intervals (a telemetry gap, a restart) are integrated in steps of at most this."""
 HISTORY_S = 3 * DAY_S
 """Renewable history kept for persistence forecasts."""
+
+
+class LineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """One line's integrated state, as the daemon's state file keeps it across a restart."""
+
+    t_s: float
+    current_ka: float
+    heat_budget_mwh: float
+    hx_lag_mw: float
+    produced_today_t: float
+    day: int
+    usage: list[tuple[float, float, float]]
 
 
 @dataclass
@@ -45,9 +60,19 @@ class _Line:
     day: int | None = None
     usage: deque[tuple[float, float, float]] = field(default_factory=deque)
     """(t_s, deep full-depth hours, high full-depth hours) per interval, last 24 h."""
+    hold_until_s: float | None = None
+    """After a restore: the restored current holds until here (its setpoint's validity), and
+    the plant's watchdog has put the line back to nominal after it."""
 
     def advance(self, t_s: float, site: SiteModel) -> None:
         """Integrate from the last sample to ``t_s`` at the last current (zero-order hold)."""
+        if self.hold_until_s is not None and self.t_s is not None and t_s > self.hold_until_s:
+            self._advance(max(self.hold_until_s, self.t_s), site)
+            self.current_ka = self.model.nominal_current_ka
+            self.hold_until_s = None
+        self._advance(t_s, site)
+
+    def _advance(self, t_s: float, site: SiteModel) -> None:
         if self.t_s is None:
             # Nothing seen yet today: assume the line ran at nominal since local midnight, so a
             # fresh start does not chase a day's production it merely did not witness.
@@ -64,8 +89,11 @@ class _Line:
         # split at local midnight so production resets exactly there
         midnight_s = (site.local_day(start) + 1) * DAY_S - site.utc_offset_h * 3600.0
         for a, b in ((start, min(t_s, midnight_s)), (max(start, midnight_s), t_s)):
-            if b > a:
-                self._integrate(a, b, site)
+            # Sub-steps: the budget's integral uses the exchangers' lag at the start of each
+            # interval, which is exact enough for telemetry's seconds, not for a long gap.
+            n = math.ceil((b - a) / MAX_INTEGRATION_STEP_S) if b > a else 0
+            for i in range(n):
+                self._integrate(a + (b - a) * i / n, a + (b - a) * (i + 1) / n, site)
         self.t_s = t_s
 
     def _integrate(self, a_s: float, b_s: float, site: SiteModel) -> None:
@@ -128,6 +156,58 @@ class StateTracker:
         else:
             return
         self._latest_s = max(self._latest_s, payload.ts)
+
+    def snapshot(self) -> dict[str, LineSnapshot]:
+        """Each line's integrated state (lines never seen are left out)."""
+        return {
+            name: LineSnapshot(
+                t_s=line.t_s,
+                current_ka=line.current_ka,
+                heat_budget_mwh=line.heat_budget_mwh,
+                hx_lag_mw=line.hx_lag_mw,
+                produced_today_t=line.produced_today_t,
+                day=line.day if line.day is not None else self.site.local_day(line.t_s),
+                usage=list(line.usage),
+            )
+            for name, line in self._lines.items()
+            if line.t_s is not None
+        }
+
+    def restore(self, snapshots: dict[str, LineSnapshot], *, hold_until_s: float) -> list[str]:
+        """Continue from a snapshot: the next telemetry integrates the gap, at the restored
+        current until ``hold_until_s`` (the last setpoint's validity) and nominal after it.
+        Returns the names of the lines restored (unknown names are ignored)."""
+        restored = []
+        for name, snap in snapshots.items():
+            line = self._lines.get(name)
+            if line is None:
+                continue
+            line.t_s = snap.t_s
+            line.current_ka = snap.current_ka
+            line.heat_budget_mwh = snap.heat_budget_mwh
+            line.hx_lag_mw = snap.hx_lag_mw
+            line.produced_today_t = snap.produced_today_t
+            line.day = snap.day
+            line.usage = deque(tuple(u) for u in snap.usage)  # type: ignore[misc]
+            line.hold_until_s = hold_until_s
+            restored.append(name)
+        return restored
+
+    @property
+    def renewable_available_mw(self) -> float:
+        """The latest total renewable availability [MW] (0 before any was seen)."""
+        return sum(self._renewable.values())
+
+    def rebase(self, t_s: float) -> None:
+        """The plant's clock went back to ``t_s``: integrate on from there, keeping the budgets;
+        the renewable history (times now in the future) is dropped."""
+        for line in self._lines.values():
+            if line.t_s is not None and line.t_s > t_s:
+                line.t_s = t_s
+            if line.seen_s is not None and line.seen_s > t_s:
+                line.seen_s = t_s
+        self._history.clear()
+        self._latest_s = min(self._latest_s, t_s)
 
     def renewable_history(self) -> tuple[FloatArray, FloatArray]:
         """(times [s], total available renewable power [MW]) seen so far, oldest first."""

@@ -10,6 +10,7 @@ strongly correlated.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal, cast
 
 import numpy as np
@@ -64,14 +65,21 @@ class SupplyForecaster:
         for forecaster in self.plants.values():
             forecaster.observe_weather(weather)
 
-    def forecast(self, issue_s: float, times_s: FloatArray) -> SupplyForecast:
-        """Total availability at ``times_s`` (the planner's step starts)."""
+    def forecast(
+        self, issue_s: float, times_s: FloatArray, *, unreliable: Collection[str] = ()
+    ) -> SupplyForecast:
+        """Total availability at ``times_s`` (the planner's step starts).
+
+        Plants in ``unreliable`` (their telemetry is stale) add nothing to the P10: the
+        planner's reserve then covers losing them altogether.
+        """
         p10 = np.zeros(times_s.size)
         p50 = np.zeros(times_s.size)
         p90 = np.zeros(times_s.size)
-        for forecaster in self.plants.values():
+        for name, forecaster in self.plants.items():
             q = forecaster.forecast(issue_s, times_s)
-            p10 += q.p10_mw
+            if name not in unreliable:
+                p10 += q.p10_mw
             p50 += q.p50_mw
             p90 += q.p90_mw
         return SupplyForecast(

@@ -23,6 +23,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -56,6 +57,14 @@ MAX_BACKLOG: Final = 1000
 """Queued publications kept while the link is down or slow; beyond it the oldest are dropped."""
 MAX_QUEUED_COMMANDS: Final = 10_000
 """Received command messages awaiting the plant; bounds memory under a flood of garbage."""
+
+PublishObserver = Callable[[str, msgspec.Struct], None]
+"""Called with (topic, payload) for every publication the plant makes, whether or not the
+broker is reachable (the ``simulate`` command logs them to InfluxDB through it)."""
+ObserverFactory = Callable[
+    [SimulatorConfig, Scenario], AbstractAsyncContextManager[PublishObserver]
+]
+"""Makes an observer for a run, inside the running loop, and cleans up after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +132,16 @@ class _PlantRunner:
     staleness check would fire at low speeds.
     """
 
-    def __init__(self, plant: Plant, publish_interval_s: float, outbox: _Outbox) -> None:
+    def __init__(
+        self,
+        plant: Plant,
+        publish_interval_s: float,
+        outbox: _Outbox,
+        on_publish: PublishObserver | None = None,
+    ) -> None:
         self._plant = plant
         self._outbox = outbox
+        self._on_publish = on_publish
         self._start_s = plant.now_s
         self._publish_interval_s = publish_interval_s
         self._published = 0
@@ -164,10 +180,12 @@ class _PlantRunner:
         for topic, payload in self._plant.telemetry():
             stamped = msgspec.structs.replace(payload, ts=at_s)
             self._outbox.put(_Publication(topic, encode(stamped), qos=0))
+            self._observe(topic, stamped)
 
     def _collect_alarms(self) -> None:
         for topic, alarm in self._plant.drain_alarms():
             self._outbox.put(_Publication(topic, encode(alarm), qos=1))
+            self._observe(topic, alarm)
 
     def _issue_forecast_if_due(self) -> None:
         interval_s = self._plant.forecast_interval_s
@@ -177,9 +195,14 @@ class _PlantRunner:
         topic, forecast = self._plant.weather_forecast()
         # Retained: a controller that starts between two forecasts gets the latest at once.
         self._outbox.put(_Publication(topic, encode(forecast), qos=1, retain=True))
+        self._observe(topic, forecast)
         # The next one stays on the schedule grid even if a step jumped over several slots.
         elapsed = (self._plant.now_s - self._start_s + self._eps_s) / interval_s
         self._forecasts = math.floor(elapsed) + 1
+
+    def _observe(self, topic: str, payload: msgspec.Struct) -> None:
+        if self._on_publish is not None:
+            self._on_publish(topic, payload)
 
 
 class _PlantClock:
@@ -332,8 +355,16 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     environ: Mapping[str, str] = os.environ,
+    plant: Plant | None = None,
+    on_publish: PublishObserver | None = None,
 ) -> None:
     """Run ``scenario`` as a fake plant on the broker of ``config`` until ``stop`` is set.
+
+    ``on_publish`` is called with (topic, payload) for every publication (see
+    :data:`PublishObserver`); it must not block.
+
+    ``plant`` lets a test keep a handle on the plant (its KPIs); it must be built with the
+    config's topics, seed and step.
 
     Raises:
         FileError: the password or a TLS file named in the config cannot be found.
@@ -344,9 +375,10 @@ async def serve(
     check_tls(settings)
     sim = config.simulator
     topics = Topics(settings.topic_prefix)
-    plant = Plant(scenario, sim.seed, step_s=sim.step_s, topics=topics)
+    if plant is None:
+        plant = Plant(scenario, sim.seed, step_s=sim.step_s, topics=topics)
     outbox = _Outbox()
-    runner = _PlantRunner(plant, sim.resolved_publish_interval_s, outbox)
+    runner = _PlantRunner(plant, sim.resolved_publish_interval_s, outbox, on_publish)
     clock = _PlantClock(plant.now_s, sim.speed)
     log.info(
         "simulating %s from %s at %gx real time (telemetry every %g s, step %g s of plant time) "
@@ -366,18 +398,23 @@ async def serve(
     log.info("simulator stopped at plant time %s", _iso(plant.now_s))
 
 
-def run(config: SimulatorConfig, scenario: Scenario) -> int:
+def run(
+    config: SimulatorConfig, scenario: Scenario, *, observe: ObserverFactory | None = None
+) -> int:
     """Serve until SIGINT or SIGTERM.  Returns 0 on a clean stop, 2 when the config's password
-    or TLS files cannot be used (the reason is logged)."""
+    or TLS files cannot be used (the reason is logged).  ``observe`` makes a
+    :data:`PublishObserver` for the run."""
     try:
-        asyncio.run(_serve_until_signalled(config, scenario))
+        asyncio.run(_serve_until_signalled(config, scenario, observe))
     except FileError as exc:
         log.error("%s", exc)
         return 2
     return 0
 
 
-async def _serve_until_signalled(config: SimulatorConfig, scenario: Scenario) -> None:
+async def _serve_until_signalled(
+    config: SimulatorConfig, scenario: Scenario, observe: ObserverFactory | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -392,7 +429,11 @@ async def _serve_until_signalled(config: SimulatorConfig, scenario: Scenario) ->
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await serve(config, scenario, stop=stop)
+        if observe is None:
+            await serve(config, scenario, stop=stop)
+        else:
+            async with observe(config, scenario) as on_publish:
+                await serve(config, scenario, stop=stop, on_publish=on_publish)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)

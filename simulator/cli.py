@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import tomllib
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -14,7 +15,11 @@ from simulator.config import SimulatorConfig, SimulatorSection, load_simulator_c
 from simulator.offline import OfflineRun, run_offline
 from simulator.scenario import builtin_names, load_scenario
 
-KNOWN_TABLES = frozenset({"mqtt", "simulator"})
+if TYPE_CHECKING:
+    from simulator.bridge import ObserverFactory
+
+KNOWN_TABLES = frozenset({"mqtt", "simulator", "controller", "planner", "influx"})
+"""Tables of the shared config file; the controller's are checked by the controller."""
 
 
 def _error(message: str) -> int:
@@ -44,7 +49,8 @@ def _config(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
-def simulate(args: argparse.Namespace) -> int:
+def simulate(args: argparse.Namespace, observe: ObserverFactory | None = None) -> int:
+    """Run the simulator; ``observe`` (online only) sees every publication, e.g. to log it."""
     try:
         config = _config(args)
         scenario = load_scenario(config.simulator.scenario)
@@ -70,7 +76,7 @@ def simulate(args: argparse.Namespace) -> int:
         return 0
     from simulator import bridge  # noqa: PLC0415  (aiomqtt only when online)
 
-    return bridge.run(config, scenario)
+    return bridge.run(config, scenario, observe=observe)
 
 
 def _print_table(result: dict[str, object]) -> None:
@@ -109,8 +115,9 @@ def scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_config(path: str) -> int:
-    """Validate every table of a config file; print what is wrong and return 2, or 0."""
+def check_config(path: str, *, announce: bool = True) -> int:
+    """Validate the file's TOML, its table names and the simulator's tables; print what is
+    wrong and return 2, or 0 (printing OK when ``announce``)."""
 
     try:
         with open(path, "rb") as f:
@@ -134,5 +141,6 @@ def check_config(path: str) -> int:
         if exc.source:  # an error inside the scenario file: it names that file
             return _error(str(exc))
         return _error(str(FileError(path, "simulator.scenario", exc.value, exc.reason)))
-    print(f"{path}: OK")
+    if announce:
+        print(f"{path}: OK")
     return 0

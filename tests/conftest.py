@@ -43,3 +43,33 @@ def broker(mosquitto: MosquittoBroker) -> MosquittoBroker:
     """The session's broker, running (a test that stopped it and failed may have left it down)."""
     mosquitto.start()
     return mosquitto
+
+
+# --- VictoriaMetrics: the time-series server the InfluxDB writer is tested against ----------
+
+from victoria import VictoriaMetrics, find_victoria_metrics  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    """A VictoriaMetrics on a free loopback port for the whole session (DESIGN §7).
+
+    Tests may ``stop()`` and ``start()`` it (same port, same data); it is started again if a
+    test left it stopped, and terminated at the end.
+    """
+    executable = find_victoria_metrics()
+    if executable is None:
+        _missing_service("victoria-metrics is not installed (apt-get install victoria-metrics)")
+    server = VictoriaMetrics(executable, tmp_path_factory.mktemp("victoria"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tsdb(victoria: VictoriaMetrics) -> VictoriaMetrics:
+    """The session's VictoriaMetrics, running (a failed test may have left it stopped)."""
+    victoria.start()
+    return victoria

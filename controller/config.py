@@ -1,0 +1,123 @@
+"""The daemon's view of the TOML config file: ``[mqtt]``, ``[controller]``, ``[planner]``,
+``[influx]``.
+
+The daemon and the simulator share one config file; the ``[simulator]`` table belongs to the
+simulator and is ignored here; ``[influx]`` is the time-series logging's.
+Inside the tables we read, unknown keys are errors (:class:`~controller.contract.FileError`
+names the key, the value and the reason).  Every key is documented in
+``deploy/smelter-ems.example.toml`` and ``docs/operations.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from controller.contract import MqttSettings, load_toml
+from controller.planning import PlannerConfig
+from controller.tsdb.settings import InfluxSettings
+
+_DEFAULTS = PlannerConfig()
+
+
+class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The ``[controller]`` table: the site, the loop's timing, fallbacks, files and ports."""
+
+    scenario: str = ""
+    """The site description (assets, limits, tariffs) in the scenario format: a built-in
+    scenario name or the path of a scenario file.  Required (here or ``--scenario``)."""
+    site_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
+    """The site on ``smelter/forecast/weather/{site}``; empty takes the scenario's name."""
+    cycle_min: Annotated[float, msgspec.Meta(ge=1.0, le=240.0)] = 15.0
+    """Plan every this many minutes of plant time (and early on a significant event)."""
+    stale_after_s: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] = 300.0
+    """An asset whose last telemetry is older than this (plant time) is unknown; 0 is not
+    allowed: staleness is always on."""
+    silence_wall_s: Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)] = 30.0
+    """No telemetry at all for this many wall seconds while connected: the plant is silent."""
+    validity_s: Annotated[float, msgspec.Meta(ge=60.0, le=86_400.0)] = 1800.0
+    """Each setpoint is valid this long (plant time) after it is sent."""
+    heartbeat_s: Annotated[float, msgspec.Meta(ge=1.0, le=43_200.0)] = 300.0
+    """Setpoints are re-sent this often (plant time), well before they expire."""
+    forecast_miss_frac: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.15
+    """Re-plan early when renewable availability misses the plan's P50 by this share of
+    capacity."""
+    clock_jump_s: Annotated[float, msgspec.Meta(ge=60.0)] = 3600.0
+    """Telemetry time this far ahead of the expected plant time, or more than a minute behind
+    the latest, is a clock jump."""
+    state_file: str = ""
+    """Where heat budget, production, mode and the last plan survive a restart; empty:
+    ``$STATE_DIRECTORY/state.json`` under systemd, else ``./smelter-ems-state.json``."""
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, msgspec.Meta(ge=0, le=65_535)] = 9108
+    """``/healthz`` and ``/metrics``; 0 turns the endpoint off."""
+    shutdown_stage_s: Annotated[float, msgspec.Meta(gt=0.0, le=60.0)] = 5.0
+    """Time allowed to each stage of a shutdown."""
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_s >= self.validity_s:
+            raise ValueError("heartbeat_s: must be shorter than validity_s, or setpoints expire")
+        if self.cycle_min * 60.0 > self.validity_s * 4:
+            raise ValueError("cycle_min: longer than four validity periods")
+
+    @property
+    def resolved_state_file(self) -> Path:
+        if self.state_file:
+            return Path(self.state_file)
+        base = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(base) / "state.json" if base else Path("smelter-ems-state.json")
+
+
+class PlannerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The ``[planner]`` table (docs/scheduler.md): horizon, step, time limit, weights."""
+
+    horizon_h: Annotated[float, msgspec.Meta(ge=1.0, le=48.0)] = _DEFAULTS.horizon_h
+    step_min: Annotated[float, msgspec.Meta(ge=5.0, le=60.0)] = _DEFAULTS.step_min
+    time_limit_s: Annotated[float, msgspec.Meta(gt=0.0, le=600.0)] = _DEFAULTS.time_limit_s
+    weight_renewable_per_mwh: Annotated[float, msgspec.Meta(ge=0.0)] = (
+        _DEFAULTS.weight_renewable_per_mwh
+    )
+    weight_co2_per_t: Annotated[float, msgspec.Meta(ge=0.0)] = _DEFAULTS.weight_co2_per_t
+    weight_cost_per_cny: Annotated[float, msgspec.Meta(ge=0.0)] = _DEFAULTS.weight_cost_per_cny
+    production_tolerance_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.1)] = (
+        _DEFAULTS.production_tolerance_frac
+    )
+    import_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = (
+        _DEFAULTS.import_margin_frac
+    )
+    island_bess_reserve_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = (
+        _DEFAULTS.island_bess_reserve_frac
+    )
+    reserve_p10: bool = _DEFAULTS.reserve_p10
+
+    def __post_init__(self) -> None:
+        steps = self.horizon_h * 60.0 / self.step_min
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError("step_min: must divide the horizon into whole steps")
+
+    def to_config(self) -> PlannerConfig:
+        return PlannerConfig(**msgspec.structs.asdict(self))
+
+
+class DaemonConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The whole file as the daemon reads it."""
+
+    mqtt: MqttSettings = msgspec.field(default_factory=MqttSettings)
+    controller: ControllerSection = msgspec.field(default_factory=ControllerSection)
+    planner: PlannerSection = msgspec.field(default_factory=PlannerSection)
+    influx: InfluxSettings = msgspec.field(default_factory=InfluxSettings)
+    """Time-series logging (docs/influx-schema.md)."""
+    simulator: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The simulator's table: not read by the daemon."""
+
+
+def load_daemon_config(path: str | Path) -> DaemonConfig:
+    """Read and validate the config file.
+
+    Raises:
+        FileError: the file is missing, not TOML, or has a bad key (key, value and reason).
+    """
+    return load_toml(path, DaemonConfig)

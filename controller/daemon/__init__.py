@@ -1,0 +1,56 @@
+"""The control daemon (``smelter-ems run``): MQTT in, safe setpoints out, all day, every day.
+
+:mod:`controller.daemon.core` decides (pure), :mod:`controller.daemon.service` runs it on
+asyncio, :mod:`controller.daemon.persist` keeps what survives a restart, and
+:mod:`controller.daemon.http` serves ``/healthz`` and ``/metrics``.  Operations:
+docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from controller.config import DaemonConfig
+from controller.contract import FileError
+from controller.daemon.service import Daemon, sd_notify
+from controller.site import SiteModel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Daemon", "run"]
+
+
+def run(config: DaemonConfig, site: SiteModel, *, site_name: str) -> int:
+    """Serve until SIGINT or SIGTERM.  Returns 0 on a clean stop, 2 when the config's password
+    or TLS files cannot be used (the reason is logged)."""
+    try:
+        asyncio.run(_serve_until_signalled(config, site, site_name))
+    except FileError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+async def _serve_until_signalled(config: DaemonConfig, site: SiteModel, site_name: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.info("%s received: stopping", signum.name)
+        sd_notify("STOPPING=1")
+        stop.set()
+        # A second signal takes the default action, so a stop that hangs can still be forced.
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    daemon = Daemon(config, site, site_name=site_name)
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await daemon.run(stop, ready=lambda: sd_notify("READY=1"))
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

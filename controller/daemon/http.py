@@ -1,0 +1,150 @@
+"""``/healthz`` and Prometheus ``/metrics`` on a loopback port, read straight from the daemon.
+
+The metrics are collected at scrape time from the core's own counters (a custom
+``prometheus_client`` collector), so nothing is counted twice.  ``/healthz`` answers 200 with
+the controller's state while the event loop is turning, and 503 when the ticker has not run
+for :data:`STUCK_S` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from controller.contract import REJECT_KINDS, ControllerState
+
+if TYPE_CHECKING:
+    from controller.daemon.service import Daemon
+
+STUCK_S: Final = 5.0
+MAX_REQUEST_BYTES: Final = 8192
+
+
+class DaemonCollector(Collector):
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        d, core = self.daemon, self.daemon.core
+        accepted = CounterMetricFamily(
+            "smelter_messages", "Validated messages taken in, by topic kind", labels=["kind"]
+        )
+        for kind, n in sorted(core.ingest.accepted.items()):
+            accepted.add_metric([kind], n)
+        yield accepted
+        rejected = CounterMetricFamily(
+            "smelter_messages_rejected", "Messages dropped at the edge, by reason", labels=["kind"]
+        )
+        for kind in REJECT_KINDS:
+            rejected.add_metric([kind], core.ingest.rejected.get(kind, 0))
+        yield rejected
+        status = core.status()
+        state = GaugeMetricFamily(
+            "smelter_controller_state", "1 for the controller's current state", labels=["state"]
+        )
+        for s in ControllerState:
+            state.add_metric([s.value], 1.0 if s == status.state else 0.0)
+        yield state
+        yield GaugeMetricFamily(
+            "smelter_fallback",
+            "1 while setpoints come from a fallback (plant silent or planner fallback)",
+            value=1.0 if status.state == ControllerState.FALLBACK else 0.0,
+        )
+        now = core.clock.now_s
+        age = now - float(core.plan.times_s[0]) if core.plan is not None and now else float("nan")
+        yield GaugeMetricFamily(
+            "smelter_plan_age_seconds", "Plant seconds since the current plan started", value=age
+        )
+        yield GaugeMetricFamily(
+            "smelter_solve_seconds", "Wall time of the last solve", value=core.last_solve_ms / 1e3
+        )
+        yield CounterMetricFamily("smelter_plans", "Plans made", value=core.plans_made)
+        yield CounterMetricFamily(
+            "smelter_fallback_plans", "Plans that were the fallback plan", value=core.fallback_plans
+        )
+        yield CounterMetricFamily(
+            "smelter_setpoints",
+            "Setpoints sent through the safety layer",
+            value=core.setpoints_sent,
+        )
+        yield GaugeMetricFamily(
+            "smelter_mqtt_connected", "1 while connected to the broker", value=d.stats.connected
+        )
+        yield CounterMetricFamily(
+            "smelter_mqtt_connects", "Successful broker connections", value=d.stats.connects
+        )
+        yield CounterMetricFamily(
+            "smelter_publications_dropped",
+            "Publications dropped while the broker link was down",
+            value=d.stats.dropped_publications,
+        )
+        if d.sink is not None:
+            tsdb = d.sink.stats()
+            points = CounterMetricFamily(
+                "smelter_tsdb_points", "Time-series points by outcome", labels=["outcome"]
+            )
+            for outcome in ("written", "spooled", "replayed", "dropped", "rejected"):
+                points.add_metric([outcome], getattr(tsdb, outcome))
+            yield points
+            yield GaugeMetricFamily(
+                "smelter_tsdb_spool_points", "Points waiting in the spool", value=tsdb.spool_points
+            )
+        alarms = CounterMetricFamily(
+            "smelter_plant_alarms", "Plant protection alarms received", labels=["code"]
+        )
+        for code, n in sorted(core.alarms.items()):
+            alarms.add_metric([code], n)
+        yield alarms
+
+
+def health(daemon: Daemon) -> tuple[int, bytes]:
+    stuck_s = time.monotonic() - daemon.stats.last_tick_wall_s
+    status = daemon.core.status()
+    body = {
+        "state": status.state.value,
+        "reasons": status.reasons,
+        "mqtt_connected": daemon.stats.connected,
+        "loop_ok": stuck_s < STUCK_S,
+    }
+    return (200 if stuck_s < STUCK_S else 503), json.dumps(body).encode()
+
+
+async def serve_http(host: str, port: int, daemon: Daemon) -> asyncio.Server:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(DaemonCollector(daemon))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            if len(head) > MAX_REQUEST_BYTES:
+                raise ValueError("request too large")
+            parts = head.split(b"\r\n", 1)[0].split()
+            path = parts[1].split(b"?", 1)[0] if len(parts) >= 2 else b""
+            if path == b"/metrics":
+                code, body, ctype = 200, generate_latest(registry), "text/plain; version=0.0.4"
+            elif path == b"/healthz":
+                code, body = health(daemon)
+                ctype = "application/json"
+            else:
+                code, body, ctype = 404, b"not found\n", "text/plain"
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
+            code, body, ctype = 400, b"bad request\n", "text/plain"
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
+        writer.write(
+            f"HTTP/1.1 {code} {reason[code]}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)

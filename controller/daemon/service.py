@@ -1,0 +1,399 @@
+"""The daemon's asyncio shell around :class:`~controller.daemon.core.ControllerCore`.
+
+Tasks, all on one event loop::
+
+    link     keeps a broker connection (last will: status ``offline``): feeds messages to the
+             core, publishes what the core queues; reconnects with capped, jittered backoff
+    ticker   every 0.2 s of wall time: the core's watchdogs and heartbeats; starts a planning
+             job on a worker thread when one is due and the solver is free; saves the state
+    http     ``/healthz`` and ``/metrics`` on a loopback port
+
+The solver runs in a single worker thread under a wall-clock deadline (its own time limit plus
+a margin); a solve that overruns it is answered with the fallback plan at once, and no new
+solve starts until the stuck one returns.  A stop is staged, each stage with its own timeout:
+stop planning → publish safe setpoints and the ``offline`` status → save the state, flush
+logs → disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import aiomqtt
+import msgspec
+
+from controller import scheduler
+from controller.config import DaemonConfig
+from controller.contract import ControllerState, ControllerStatus, FileError, Topics, encode
+from controller.daemon import persist
+from controller.daemon.core import ControllerCore, PlanJob, Publication
+from controller.daemon.http import serve_http
+from controller.mqttlink import (
+    Backoff,
+    LinkLog,
+    check_tls,
+    make_client,
+    resolve_password,
+    sleep_unless_stopped,
+    until_first_done,
+)
+from controller.planning import PlantState, Schedule
+from controller.site import SiteModel
+from controller.tsdb import PointSink, open_sink, resolve_token
+from controller.tsdb.schema import event_point, payload_points, plan_points, state_points
+
+log = logging.getLogger(__name__)
+
+TICK_S: Final = 0.2
+SAVE_EVERY_WALL_S: Final = 10.0
+SAVE_MIN_WALL_S: Final = 1.0
+"""The state file is written after every dispatch (at most once a second) and every 10 s."""
+SOLVER_MARGIN_S: Final = 5.0
+"""Wall-clock slack on top of the solver's own time limit before the daemon gives up on it."""
+MAX_PENDING: Final = 1000
+"""Publications queued while the link is down; setpoints among them are dropped first."""
+
+
+@dataclass
+class LinkStats:
+    connected: bool = False
+    connects: int = 0
+    dropped_publications: int = 0
+    published: int = 0
+    started_wall_s: float = field(default_factory=time.monotonic)
+    last_tick_wall_s: float = field(default_factory=time.monotonic)
+
+
+class Daemon:
+    """One controller: a core, a broker link, a solver thread, a state file."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        site: SiteModel,
+        *,
+        site_name: str,
+        environ: Mapping[str, str] = os.environ,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.mqtt.topic_prefix)
+        self.core = ControllerCore(
+            site,
+            config.controller,
+            config.planner.to_config(),
+            self.topics,
+            site_name=site_name,
+        )
+        self.password = resolve_password(config.mqtt, environ)
+        check_tls(config.mqtt)
+        self.state_path = config.controller.resolved_state_file
+        here = self.state_path.parent
+        self.influx = msgspec.structs.replace(
+            config.influx,
+            files_dir=config.influx.files_dir or str(here / "points"),
+            spool_dir=config.influx.spool_dir or str(here / "spool"),
+        )
+        self.influx_token = resolve_token(self.influx, environ)
+        self.sink: PointSink | None = None
+        self.stats = LinkStats()
+        self._monotonic = monotonic
+        self._pending: deque[Publication] = deque()
+        self._retained: dict[str, Publication] = {}
+        self._wake = asyncio.Event()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solver")
+        self._solving: asyncio.Future[Schedule] | None = None
+        self._planner_task: asyncio.Task[None] | None = None
+        self._last_save_wall_s = -SAVE_EVERY_WALL_S
+        self.planning = True
+
+    # --- start ----------------------------------------------------------------------------
+
+    def load_state(self) -> None:
+        loaded = persist.load(self.state_path)
+        if loaded.state is not None:
+            self.core.restore(loaded.state)
+            log.info("state file %s read; resuming at the first telemetry", self.state_path)
+        elif loaded.problem:
+            log.error("%s: starting from nominal assumptions", loaded.problem)
+            self.core.notice(f"{loaded.problem}; started from nominal assumptions")
+        else:
+            log.info("no state file at %s: starting fresh", self.state_path)
+
+    async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
+        """Serve until ``stop`` is set, then shut down in stages."""
+        self.load_state()
+        try:
+            self.sink = open_sink(self.influx, token=self.influx_token)
+        except OSError as exc:
+            key = "influx.files_dir" if self.influx.url is None else "influx.spool_dir"
+            raise FileError("", key, exc.filename, f"cannot be used: {exc.strerror}") from None
+        self.core.recorder = _SinkRecorder(self.sink, self.core.site_name, self.core.site)
+        link_stop = asyncio.Event()
+        link = asyncio.create_task(self._stay_connected(link_stop, ready))
+        ticker = asyncio.create_task(self._tick_forever(stop))
+        http = None
+        settings = self.config.controller
+        if settings.http_port:
+            http = await serve_http(settings.http_host, settings.http_port, self)
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            # asyncio.wait, not a gather: the link must outlive the stop, to send safe setpoints
+            await asyncio.wait({stopped, link, ticker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            await self._shutdown(ticker, link, link_stop, http)
+        for task in (link, ticker):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _shutdown(
+        self,
+        ticker: asyncio.Task[None],
+        link: asyncio.Task[None],
+        link_stop: asyncio.Event,
+        http: asyncio.Server | None,
+    ) -> None:
+        stage_s = self.config.controller.shutdown_stage_s
+        log.info("stopping: planning")
+        self.planning = False
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await ticker
+        if self._planner_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._planner_task), stage_s)
+        log.info("stopping: safe setpoints")
+        now = self._monotonic()
+        for pub in self.core.shutdown_setpoints(now):
+            self._queue(pub)
+        offline = ControllerStatus(
+            ts=self.core.clock.extrapolated_s(now) or 0.0,
+            state=ControllerState.OFFLINE,
+            reasons=["controller stopped; safe setpoints sent"],
+            last_plan_ts=self.core.status().last_plan_ts,
+        )
+        self._queue(Publication(self.topics.status(), encode(offline), 1, True))
+        await self._wait_sent(stage_s)
+        log.info("stopping: saving state and flushing logs")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.to_thread(self._save_state, now), stage_s)
+        if self.sink is not None:
+            self.core.recorder = None
+            await self.sink.close(stage_s)
+        log.info("stopping: disconnecting")
+        link_stop.set()
+        try:
+            await asyncio.wait_for(link, stage_s)
+        except (TimeoutError, asyncio.CancelledError, Exception):
+            link.cancel()
+        if http is not None:
+            http.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped")
+
+    async def _wait_sent(self, timeout_s: float) -> None:
+        deadline = self._monotonic() + timeout_s
+        while self._pending and self._monotonic() < deadline:
+            if not self.stats.connected:
+                log.warning("broker not connected: %d messages unsent at stop", len(self._pending))
+                return
+            await asyncio.sleep(0.02)
+
+    # --- ticker and planner ---------------------------------------------------------------
+
+    async def _tick_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            now = self._monotonic()
+            self.stats.last_tick_wall_s = now
+            self.core.tick(now)
+            if self.planning and (self._solving is None or self._solving.done()):
+                job = self.core.take_plan_job()
+                if job is not None:
+                    self._planner_task = asyncio.create_task(self._plan(job))
+            self._flush()
+            since_s = now - self._last_save_wall_s
+            if since_s >= SAVE_EVERY_WALL_S or (self.core.dirty and since_s >= SAVE_MIN_WALL_S):
+                self._last_save_wall_s = now
+                await asyncio.to_thread(self._save_state, now)
+            await sleep_unless_stopped(stop, TICK_S)
+
+    async def _plan(self, job: PlanJob) -> None:
+        loop = asyncio.get_running_loop()
+        self._solving = loop.run_in_executor(
+            self._executor, scheduler.solve, job.site, job.state, job.forecast, job.config
+        )
+        deadline_s = job.config.time_limit_s + SOLVER_MARGIN_S
+        schedule: Schedule | None
+        try:
+            schedule = await asyncio.wait_for(asyncio.shield(self._solving), deadline_s)
+        except TimeoutError:
+            schedule = self._fallback(job, f"solver did not return within {deadline_s:g} s")
+        except Exception as exc:  # any solver crash must end in the safe plan
+            log.exception("solver failed")
+            schedule = self._fallback(job, f"solver error: {type(exc).__name__}: {exc}"[:500])
+        if not self.planning:
+            return
+        if schedule is None:
+            self.core.on_plan_failed("the solver and its fallback plan both failed")
+            self._flush()
+            return
+        log.debug("plan %s (%s) for %s", schedule.plan_id, schedule.status.value, job.why)
+        self.core.on_schedule(schedule)
+        self._flush()
+
+    def _fallback(self, job: PlanJob, reason: str) -> Schedule | None:
+        try:
+            return scheduler.fallback(job.site, job.state, job.forecast, job.config, reason)
+        except Exception:
+            log.exception("the fallback plan failed too: sending safe setpoints")
+            return None
+
+    def _save_state(self, wall_s: float) -> None:
+        saved = self.core.snapshot(wall_s)
+        if saved is None:
+            return
+        try:
+            persist.save(self.state_path, saved)
+        except OSError as exc:
+            log.error("cannot write the state file %s: %s", self.state_path, exc)
+
+    # --- link -----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        for pub in self.core.drain():
+            self._queue(pub)
+
+    def _queue(self, pub: Publication) -> None:
+        if pub.retain:
+            self._retained[pub.topic] = pub
+        if not self.stats.connected and not pub.retain:
+            self.stats.dropped_publications += 1  # a setpoint for a link that is down is moot
+            return
+        self._pending.append(pub)
+        while len(self._pending) > MAX_PENDING:
+            self._pending.popleft()
+            self.stats.dropped_publications += 1
+        self._wake.set()
+
+    async def _stay_connected(self, stop: asyncio.Event, ready: Callable[[], None] | None) -> None:
+        settings = self.config.mqtt
+        backoff = Backoff()
+        link_log = LinkLog(settings.url, while_down="the plant falls back on its own", logger=log)
+        will = aiomqtt.Will(
+            self.topics.status(),
+            encode(
+                ControllerStatus(
+                    ts=0.0, state=ControllerState.OFFLINE, reasons=["controller connection lost"]
+                )
+            ),
+            qos=1,
+            retain=True,
+        )
+        while not stop.is_set():
+            try:
+                async with make_client(
+                    settings, self.password, default_id="smelter-ems", will=will
+                ) as client:
+                    await client.subscribe(
+                        [
+                            (self.topics.telemetry_filter, 0),
+                            (f"{self.topics.prefix}/forecast/#", 1),
+                            (self.topics.alarm(), 1),
+                            (self.topics.mode(), 1),
+                        ]
+                    )
+                    link_log.up()
+                    backoff.reset()
+                    self.stats.connected = True
+                    self.stats.connects += 1
+                    self.core.force_status()
+                    self._pending.extend(self._retained.values())
+                    self._wake.set()
+                    if ready is not None:
+                        ready()
+                        ready = None
+                    try:
+                        await until_first_done(
+                            self._receive(client), self._publish(client), stop.wait()
+                        )
+                        await self._publish_pending(client)
+                    finally:
+                        self.stats.connected = False
+            except aiomqtt.MqttError as exc:
+                link_log.down(exc)
+                await sleep_unless_stopped(stop, backoff.next_delay_s())
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        core = self.core
+        monotonic = self._monotonic
+        async for message in client.messages:
+            payload = message.payload
+            data = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+            core.on_message(message.topic.value, data, monotonic())
+            if core.has_output:  # a mode command queues setpoints at once
+                self._flush()
+
+    async def _publish(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._publish_pending(client)
+
+    async def _publish_pending(self, client: aiomqtt.Client) -> None:
+        while self._pending:
+            pub = self._pending[0]
+            await client.publish(pub.topic, pub.payload, qos=pub.qos, retain=pub.retain)
+            self._pending.popleft()
+            self.stats.published += 1
+
+
+class _SinkRecorder:
+    """The core's :class:`~controller.daemon.core.Recorder`, writing points to a sink."""
+
+    def __init__(self, sink: PointSink, site_name: str, site: SiteModel) -> None:
+        self.sink = sink
+        self.site_name = site_name
+        self.lines = site.lines
+
+    def payload(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
+        self.sink.write(payload_points(kind, asset, payload, self.site_name))
+
+    def plan(self, schedule: Schedule, state: PlantState) -> None:
+        ts = float(schedule.times_s[0]) if len(schedule.times_s) else state.t_s
+        self.sink.write(
+            plan_points(schedule, self.site_name, schedule.plan_id, ts, lines=self.lines)
+        )
+        self.sink.write(state_points(state, self.site_name))
+
+    def event(
+        self, kind: str, ts_s: float, *, asset: str = "", code: str = "", message: str = ""
+    ) -> None:
+        self.sink.write(
+            [event_point(self.site_name, kind, ts_s, asset=asset, code=code, message=message)]
+        )
+
+
+def sd_notify(message: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Tell systemd (``Type=notify``) about readiness or a stop; nothing without systemd."""
+    address = environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.connect(address)
+        sock.sendall(message.encode())

@@ -1,0 +1,343 @@
+"""The daemon's decisions without a broker: edge validation, fallbacks, modes, state file.
+
+Messages go in as the broker would hand them over (topic, bytes); time is passed in, so every
+case is exact.  The integration through Mosquitto is in tests/test_daemon.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from controller import scheduler
+from controller.config import ControllerSection, DaemonConfig
+from controller.contract import (
+    MAX_PLAN_BYTES,
+    BessTelemetry,
+    ControllerState,
+    GridTelemetry,
+    Mode,
+    ModeCommand,
+    PlanMessage,
+    PotlineSetpoint,
+    PotlineTelemetry,
+    PowerSetpoint,
+    RenewableKind,
+    RenewableTelemetry,
+    Source,
+    Topics,
+    decode,
+    encode,
+)
+from controller.daemon import persist
+from controller.daemon.core import ControllerCore, Publication
+from controller.daemon.http import serve_http
+from controller.daemon.service import Daemon
+from controller.planning import PlannerConfig
+from controller.site import BessModel, GridModel, LineModel, SiteModel
+
+T0 = 1_780_272_000.0  # 2026-06-01 08:00 local (+08:00)
+LINE = LineModel("L1")
+SITE = SiteModel(
+    name="s",
+    lines=(LINE,),
+    bess=(BessModel("B1"),),
+    grid=GridModel(import_limit_mw=1000.0, export_limit_mw=0.0, carbon_t_per_mwh=0.6),
+    renewable_capacity_mw={"pv1": 300.0},
+    renewable_kind={"pv1": "pv"},
+    utc_offset_h=8.0,
+)
+TOPICS = Topics("p")
+RAMP_KA_PER_S = LINE.ramp_ka_per_h / 3600.0
+
+
+def _core(**settings: float) -> ControllerCore:
+    section = ControllerSection(**settings)  # type: ignore[arg-type]
+    return ControllerCore(SITE, section, PlannerConfig(), TOPICS, site_name="s")
+
+
+def _feed(
+    core: ControllerCore,
+    ts: float,
+    wall_s: float,
+    *,
+    current_ka: float = 400.0,
+    skip: tuple[str, ...] = (),
+) -> None:
+    messages = {
+        "L1": (
+            TOPICS.potline("L1"),
+            PotlineTelemetry(
+                ts=ts, current_ka=current_ka, voltage_v=1600.0, power_mw=480.0, pots_online=300
+            ),
+        ),
+        "B1": (
+            TOPICS.bess("B1"),
+            BessTelemetry(ts=ts, power_mw=0.0, soc_frac=0.5, energy_capacity_mwh=200.0),
+        ),
+        "pv1": (
+            TOPICS.renewable("pv1"),
+            RenewableTelemetry(
+                ts=ts, kind=RenewableKind.PV, power_mw=200.0, available_mw=200.0, capacity_mw=300.0
+            ),
+        ),
+        "grid": (TOPICS.grid("main"), GridTelemetry(ts=ts, power_mw=280.0, frequency_hz=50.0)),
+    }
+    for name, (topic, payload) in messages.items():
+        if name not in skip:
+            core.on_message(topic, encode(payload), wall_s)
+
+
+def _plan(core: ControllerCore) -> None:
+    job = core.take_plan_job()
+    assert job is not None
+    core.on_schedule(scheduler.solve(job.site, job.state, job.forecast, job.config))
+
+
+def _line_setpoints(pubs: list[Publication]) -> list[PotlineSetpoint]:
+    return [
+        decode("potline_setpoint", p.payload, PotlineSetpoint)
+        for p in pubs
+        if p.topic == TOPICS.potline_setpoint("L1")
+    ]
+
+
+def _running_core() -> ControllerCore:
+    core = _core()
+    _feed(core, T0, 0.0)
+    _plan(core)
+    core.tick(0.0)
+    return core
+
+
+# --- the edge ---------------------------------------------------------------------------------
+
+
+def test_bad_messages_are_counted_by_kind_logged_once_and_never_reach_the_state(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="controller.daemon.ingest")
+    core = _core()
+    line = TOPICS.potline("L1")
+    good = encode(
+        PotlineTelemetry(ts=T0, current_ka=400.0, voltage_v=1600.0, power_mw=480.0, pots_online=300)
+    )
+    bad = [
+        (line, b"{not json"),
+        (line, b'{"ts": NaN, "current_ka": 400}'),
+        (line, good.replace(b'"current_ka":400.0', b'"current_ka":-5.0')),
+        (line, good.replace(b'"current_ka":400.0', b'"current_ka":"lots"')),
+        (line, b"x" * 70_000),
+        ("p/telemetry/unknown/thing", good),
+        (line, b'{"ts": 1e300}'),
+    ]
+    for _ in range(3):
+        for topic, data in bad:
+            core.on_message(topic, data, 0.0)
+    assert dict(core.ingest.rejected) == {
+        "malformed_json": 6,
+        "out_of_range": 6,
+        "schema": 3,
+        "oversized": 3,
+        "unknown_topic": 3,
+    }
+    assert core.clock.now_s is None  # nothing reached the state: no plant time yet
+    assert core.status().state == ControllerState.STARTING
+    warned = [r for r in caplog.records if "dropping bad message" in r.getMessage()]
+    assert len(warned) == 5  # once per kind, not once per message
+
+
+# --- fallbacks ----------------------------------------------------------------------------------
+
+
+def test_silent_plant_sends_safe_setpoints_within_ramp_and_says_fallback() -> None:
+    core = _core(silence_wall_s=30.0)
+    _feed(core, T0, 0.0, current_ka=380.0)
+    _plan(core)
+    core.drain()
+    last = core.safety.last_applied["potline", "L1"]
+    core.tick(31.0)  # 31 s of wall time without telemetry
+    status = core.status()
+    assert status.state == ControllerState.FALLBACK
+    assert any("plant silent" in r for r in status.reasons)
+    sent = _line_setpoints(core.drain())
+    assert sent and all(s.source == Source.FALLBACK for s in sent)
+    # plant time extrapolated at the speed seen so far (1x): 31 s of ramp towards nominal
+    assert abs(sent[-1].current_ka - last) <= RAMP_KA_PER_S * 31.0 + 1e-9
+    assert (sent[-1].current_ka - last) * (LINE.nominal_current_ka - last) >= 0.0
+
+
+def test_a_stale_line_degrades_the_status_and_is_planned_at_nominal() -> None:
+    core = _core(stale_after_s=120.0)
+    _feed(core, T0, 0.0)
+    _plan(core)
+    for k in range(1, 6):  # the line's meter goes quiet; the others go on
+        _feed(core, T0 + 60.0 * k, float(k), skip=("L1",))
+        core.tick(float(k))
+    status = core.status()
+    assert status.state == ControllerState.DEGRADED
+    assert any(r.startswith("potline L1: no telemetry for 300 s") for r in status.reasons)
+    job = core.take_plan_job()  # an asset lost: re-plan at once
+    assert job is not None and not job.state.lines["L1"].available
+    plan = scheduler.solve(job.site, job.state, job.forecast, job.config)
+    assert set(plan.line_current_ka["L1"]) == {LINE.nominal_current_ka}
+
+
+def test_a_stale_bess_is_left_out_of_the_plan_and_sent_idle() -> None:
+    core = _core(stale_after_s=120.0)
+    _feed(core, T0, 0.0)
+    _plan(core)
+    for k in range(1, 5):  # stale after 2 min; early re-plans at least 225 s apart
+        _feed(core, T0 + 60.0 * k, float(k), skip=("B1",))
+        core.tick(float(k))
+    job = core.take_plan_job()
+    assert job is not None and job.site.bess == ()
+    core.on_schedule(scheduler.solve(job.site, job.state, job.forecast, job.config))
+    bess = [p for p in core.drain() if p.topic == TOPICS.bess_setpoint("B1")]
+    assert bess and decode("bess_setpoint", bess[-1].payload, PowerSetpoint).power_mw == 0.0
+
+
+def test_a_clock_jump_forward_does_not_count_as_time_to_ramp() -> None:
+    core = _running_core()
+    core.drain()
+    before = core.safety.last_applied["potline", "L1"]
+    jump_s = T0 + 10 * 3600.0
+    _feed(core, jump_s, 1.0, current_ka=before)
+    assert any("clock jumped forward" in r for r in core.status().reasons)
+    _plan(core)
+    sent = _line_setpoints(core.drain())
+    # re-based at the jump: no time has passed in which the line could have ramped
+    assert sent and sent[-1].current_ka == pytest.approx(before, abs=1e-9)
+
+
+def test_solver_failures_end_in_safe_setpoints_with_the_reason() -> None:
+    core = _running_core()
+    core.drain()
+    job_state = core.tracker.state(T0)
+    fallback = scheduler.fallback(
+        SITE,
+        job_state,
+        core.plan.forecast,
+        PlannerConfig(),
+        "solver: time limit",  # type: ignore[union-attr]
+    )
+    core.on_schedule(fallback)
+    status = core.status()
+    assert status.state == ControllerState.FALLBACK
+    assert "planner fallback: solver: time limit" in status.reasons
+    assert {s.source for s in _line_setpoints(core.drain())} == {Source.FALLBACK}
+    core.on_plan_failed("both failed")
+    assert core.status().state == ControllerState.FALLBACK
+    assert {s.plan_id for s in _line_setpoints(core.drain())} == {"no-plan"}
+
+
+# --- operator modes -------------------------------------------------------------------------------
+
+
+def test_hold_keeps_the_setpoints_manual_goes_through_hard_limits_old_commands_lose() -> None:
+    core = _running_core()
+    core.drain()
+    held = core.safety.last_applied["potline", "L1"]
+    core.set_mode(ModeCommand(ts=10.0, mode=Mode.HOLD))
+    sent = _line_setpoints(core.drain())
+    assert sent[-1].current_ka == held and sent[-1].source == Source.MANUAL
+    assert core.status().state == ControllerState.MANUAL
+    core.set_mode(ModeCommand(ts=20.0, mode=Mode.MANUAL, potline_current_ka={"L1": 900.0}))
+    _feed(core, T0 + 3600.0, 2.0)
+    core.tick(2.0)
+    sent = _line_setpoints(core.drain())
+    assert sent[-1].current_ka == LINE.hard_max_ka  # asked 900 kA, an hour later: at the limit
+    core.set_mode(ModeCommand(ts=15.0, mode=Mode.AUTO))  # older than the one in force
+    assert core.mode.mode == Mode.MANUAL
+
+
+# --- what survives a restart ----------------------------------------------------------------------
+
+
+def test_state_file_round_trip_and_resume_at_the_first_telemetry(tmp_path: Path) -> None:
+    core = _running_core()
+    for k in range(1, 30):  # half an hour at the planned current
+        _feed(core, T0 + 60.0 * k, float(k), current_ka=420.0)
+    core.set_mode(ModeCommand(ts=5.0, mode=Mode.HOLD))
+    saved = core.snapshot(30.0)
+    assert saved is not None
+    path = tmp_path / "state.json"
+    persist.save(path, saved)
+    loaded = persist.load(path)
+    assert loaded.state == saved and loaded.problem == ""
+    fresh = _core()
+    fresh.restore(loaded.state)
+    assert fresh.mode.mode == Mode.HOLD  # at once
+    _feed(fresh, T0 + 60.0 * 30, 0.0, current_ka=420.0)  # the lines at the first telemetry
+    h_old = core.tracker.state(T0 + 1800.0).lines["L1"].heat_budget_mwh
+    h_new = fresh.tracker.state(T0 + 1800.0).lines["L1"].heat_budget_mwh
+    assert h_old != 0.0 and h_new == pytest.approx(h_old, rel=1e-9)
+    assert any("resumed from the state file" in r for r in fresh.status().reasons)
+
+
+def test_an_unreadable_state_file_is_moved_aside_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b'{"version": 1, "saved_ts": "yesterday"')
+    loaded = persist.load(path)
+    assert loaded.state is None and "unreadable" in loaded.problem
+    assert not path.exists() and len(list(tmp_path.glob("state.json.unreadable-*"))) == 1
+    assert persist.load(tmp_path / "missing.json") == persist.Loaded(None, "")
+
+
+def test_a_state_file_from_another_day_is_not_resumed() -> None:
+    core = _running_core()
+    saved = core.snapshot(0.0)
+    assert saved is not None
+    fresh = _core()
+    fresh.restore(saved)
+    _feed(fresh, T0 + 2 * 86_400.0, 0.0)
+    assert any("state file ignored" in r for r in fresh.status().reasons)
+    assert fresh.tracker.state(T0 + 2 * 86_400.0).lines["L1"].heat_budget_mwh == 0.0
+
+
+def test_the_plan_message_round_trips_and_a_48h_5min_plan_fits() -> None:
+    core = _running_core()
+    assert core.plan is not None
+    message = persist.plan_message(core.plan)
+    assert decode("plan", encode(message), PlanMessage) == message
+    cfg = PlannerConfig(horizon_h=48.0, step_min=5.0, time_limit_s=30.0)
+    state = core.tracker.state(T0)
+    job = core.take_plan_job()
+    big = scheduler.fallback(SITE, state, job.forecast if job else core.plan.forecast, cfg, "x")
+    assert len(encode(persist.plan_message(big))) < MAX_PLAN_BYTES
+
+
+# --- /metrics and /healthz ----------------------------------------------------------------------
+
+
+async def _get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_metrics_and_healthz_report_what_the_core_counts(tmp_path: Path) -> None:
+    config = DaemonConfig(controller=ControllerSection(state_file=str(tmp_path / "s.json")))
+    daemon = Daemon(config, SITE, site_name="s")
+    daemon.core.on_message("smelter/telemetry/potline/L1", b"{oops", 0.0)
+    daemon.core.on_message("smelter/telemetry/potline/L1", b"{oops", 0.0)
+    server = await serve_http("127.0.0.1", 0, daemon)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        code, body = await _get(port, "/metrics")
+        assert code == 200
+        assert 'smelter_messages_rejected_total{kind="malformed_json"} 2.0' in body
+        assert 'smelter_controller_state{state="starting"} 1.0' in body
+        code, body = await _get(port, "/healthz")
+        assert code == 200 and msgspec.json.decode(body)["state"] == "starting"
+        assert (await _get(port, "/nope"))[0] == 404
+    finally:
+        server.close()

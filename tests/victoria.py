@@ -1,0 +1,142 @@
+"""A real VictoriaMetrics for tests, on a free loopback port with its own data directory.
+
+It implements InfluxDB's ``/api/v2/write`` (line protocol), which is what the writer speaks, and
+lets tests read back through ``/api/v1/export``.  It can be stopped and started again on the same
+port with the same data, so tests can take it away under a writer and bring it back.
+
+What differs from InfluxDB (DESIGN §7): bucket and org are ignored; times are stored in
+milliseconds; a field becomes the metric ``{measurement}_{field}`` with the tags as labels;
+string fields are stored as 0; a malformed line is skipped with a 204 all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+_DIRS = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin"
+
+
+def find_victoria_metrics() -> str | None:
+    """The single-node VictoriaMetrics executable (Debian: /usr/bin/victoria-metrics)."""
+    return shutil.which("victoria-metrics") or shutil.which("victoria-metrics", path=_DIRS)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class VictoriaMetrics:
+    """One victoria-metrics process with its data and log in ``workdir``."""
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        self.executable = executable
+        self.host = HOST
+        self.port = _free_port()
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "victoria-metrics.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start it (no-op when running) and wait until it answers ``/health``."""
+        if self.running:
+            return
+        with self.log_path.open("ab") as out:
+            self._process = subprocess.Popen(
+                [
+                    self.executable,
+                    f"-httpListenAddr={self.host}:{self.port}",
+                    f"-storageDataPath={self.data_dir}",
+                    # new points visible to queries after 1 s instead of 30 s
+                    "-search.latencyOffset=1s",
+                    # keep points of any plant time (the default drops those older than a month)
+                    "-retentionPeriod=100y",
+                    "-loggerLevel=WARN",
+                    "-memory.allowedPercent=10",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not self._healthy():
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise RuntimeError(f"victoria-metrics exited with {code}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"victoria-metrics did not answer within {timeout_s} s")
+            time.sleep(0.05)
+
+    def stop(self, *, kill: bool = False, timeout_s: float = 10.0) -> None:
+        """Stop it: SIGTERM (clean, flushes its data) or SIGKILL (``kill``, like a crash)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            if kill:
+                process.kill()
+            else:
+                process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1.0) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def flush(self) -> None:
+        """Make every point received so far visible to export (``/internal/force_flush``)."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=30.0):
+            pass
+
+    def export(self, name_regex: str, *, end_s: float | None = None) -> list[dict[str, Any]]:
+        """Every series whose metric name matches ``name_regex``, after a flush.
+
+        Each item: ``{"metric": {"__name__": ..., label: value}, "values": [...],
+        "timestamps": [ms, ...]}``.  ``end_s`` must lie beyond the newest point (the default,
+        now + 1 day, covers plans).
+        """
+        self.flush()
+        query = {
+            "match[]": f'{{__name__=~"{name_regex}"}}',
+            "start": "0",
+            "end": str(int(end_s if end_s is not None else time.time() + 86_400)),
+        }
+        url = f"{self.url}/api/v1/export?{urllib.parse.urlencode(query)}"
+        with urllib.request.urlopen(url, timeout=60.0) as response:
+            text = response.read().decode()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
