@@ -199,15 +199,18 @@ class StateTracker:
         return sum(self._renewable.values())
 
     def rebase(self, t_s: float) -> None:
-        """The plant's clock went back to ``t_s``: integrate on from there, keeping the budgets;
-        the renewable history (times now in the future) is dropped."""
+        """The plant's clock jumped to ``t_s`` (either way): integrate on from there, keeping
+        the budgets; the jump itself is not integrated (it is not time the plant ran), and the
+        renewable history, on the old time base, is dropped."""
         for line in self._lines.values():
-            if line.t_s is not None and line.t_s > t_s:
+            if line.t_s is not None:
                 line.t_s = t_s
-            if line.seen_s is not None and line.seen_s > t_s:
+            if line.seen_s is not None:
                 line.seen_s = t_s
+            while line.usage and line.usage[-1][0] > t_s:
+                line.usage.pop()
         self._history.clear()
-        self._latest_s = min(self._latest_s, t_s)
+        self._latest_s = t_s
 
     def renewable_history(self) -> tuple[FloatArray, FloatArray]:
         """(times [s], total available renewable power [MW]) seen so far, oldest first."""

@@ -205,9 +205,14 @@ def test_a_clock_jump_forward_does_not_count_as_time_to_ramp() -> None:
     core = _running_core()
     core.drain()
     before = core.safety.last_applied["potline", "L1"]
+    h_before = core.tracker.state(T0).lines["L1"].heat_budget_mwh
+    produced_before = core.tracker.state(T0).lines["L1"].produced_today_t
     jump_s = T0 + 10 * 3600.0
     _feed(core, jump_s, 1.0, current_ka=before)
     assert any("clock jumped forward" in r for r in core.status().reasons)
+    # the jump is not time the plant ran: nothing integrated over it
+    after = core.tracker.state(jump_s).lines["L1"]
+    assert after.heat_budget_mwh == h_before and after.produced_today_t == produced_before
     _plan(core)
     sent = _line_setpoints(core.drain())
     # re-based at the jump: no time has passed in which the line could have ramped

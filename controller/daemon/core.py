@@ -14,8 +14,8 @@ plant silent (wall)       setpoints move towards safe values within ramp limits,
                           time extrapolated from the last telemetry; status ``fallback``
 solver failure / timeout  the fallback plan (nominal current, BESS idle, captive holding);
                           status ``fallback`` with the solver's reason
-clock jump                ramp references re-based, re-plan at once; status ``degraded``
-                          for one cycle (a jump back also restarts the forecasters)
+clock jump                the jump is not integrated, ramp references and forecasters
+                          start again, re-plan at once; status ``degraded`` for one cycle
 state file unreadable     start from nominal assumptions; status ``degraded`` for a cycle
 mode ``hold``/``manual``  last setpoints held / operator setpoints, through hard and ramp
                           limits; status ``manual``
@@ -515,11 +515,13 @@ class ControllerCore:
             jump = f"clock jumped forward by {ts - now:.0f} s"
         elif ts < now - late_s:
             jump = f"clock jumped back by {now - ts:.0f} s"
-            self.tracker.rebase(ts)
-            self.supply = SupplyForecaster(self.site)
-            self._seen = {k: min(v, ts) for k, v in self._seen.items()}
         else:
             return
+        # The jump is not time the plant ran: no heat or production is integrated over it, and
+        # the forecasters' history, on the old time base, starts again.
+        self.tracker.rebase(ts)
+        self.supply = SupplyForecaster(self.site)
+        self._seen = dict.fromkeys(self._seen, ts)
         log.warning("%s: ramp references re-based, re-planning", jump)
         self._event("clock", "jump", jump)
         self.clock.reset(ts, wall_s)

@@ -135,14 +135,16 @@ def _potline(asset: str, p: PotlineTelemetry, site: str) -> Point:
 def _pots(asset: str, p: PotVoltages, site: str) -> list[Point]:
     """Per-pot voltages summarised: max, mean, min, how many pots reported and how many are in
     an anode effect (> 8 V).  One field per pot would be 300 series per line for little use."""
-    volts = [v for v in p.voltage_v if math.isfinite(v)]
+    volts = p.voltage_v
+    if not all(map(math.isfinite, volts)):  # decoded payloads are finite: this is the fast path
+        volts = [v for v in volts if math.isfinite(v)]
     if not volts:
         return []
     fields: dict[str, FieldValue] = _finite(
         voltage_max_v=max(volts), voltage_mean_v=sum(volts) / len(volts), voltage_min_v=min(volts)
     )
     fields["pots_reporting"] = len(volts)
-    fields["anode_effects"] = sum(1 for v in volts if v > ANODE_EFFECT_V)
+    fields["anode_effects"] = sum(map(ANODE_EFFECT_V.__lt__, volts))
     return [Point(TELEMETRY, _tags(site, "pots", asset), fields, p.ts)]
 
 
