@@ -525,6 +525,29 @@ def load_toml(path: str | Path, type_: type[P]) -> P:
 # --- connection settings (shared by the daemon's and the simulator's config files) -----------
 
 
+def read_secret_file(path: str, key: str) -> str:
+    """A secret (password, API token) from the file the config key ``key`` names.
+
+    Errors name the key and the file, never the secret (not even the byte a decode error
+    would quote).  The final newline that ``echo secret > file`` and editors add is dropped.
+
+    Raises:
+        FileError: the file is missing, unreadable, not UTF-8 text or empty.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileError("", key, path, "file not found") from None
+    except UnicodeDecodeError:
+        raise FileError("", key, path, "file is not UTF-8 text") from None
+    except OSError as exc:
+        raise FileError("", key, path, f"cannot read the file: {exc.strerror}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise FileError("", key, path, "file is empty")
+    return secret
+
+
 class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ca_file: str | None = None
     """CA bundle to verify the broker; None uses the system store."""

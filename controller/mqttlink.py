@@ -15,14 +15,15 @@ import contextlib
 import logging
 import os
 import random
+import signal
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import aiomqtt
 
-from controller.contract import FileError, MqttSettings
+from controller.contract import FileError, MqttSettings, read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def resolve_password(settings: MqttSettings, environ: Mapping[str, str]) -> str 
     if settings.password_env:
         password = _password_from_env(settings.password_env, environ)
     elif settings.password_file:
-        password = _password_from_file(settings.password_file)
+        password = read_secret_file(settings.password_file, "mqtt.password_file")
     else:
         return None
     if settings.username is None:
@@ -201,24 +202,6 @@ def _password_from_env(name: str, environ: Mapping[str, str]) -> str:
     if not environ[name]:
         raise FileError("", key, name, "environment variable is empty")
     return environ[name]
-
-
-def _password_from_file(path: str) -> str:
-    key = "mqtt.password_file"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileError("", key, path, "file not found") from None
-    except UnicodeDecodeError:
-        # The decode error quotes the offending byte; keep even that much of a secret out of logs.
-        raise FileError("", key, path, "file is not UTF-8 text") from None
-    except OSError as exc:
-        raise FileError("", key, path, f"cannot read the file: {exc.strerror}") from None
-    # `echo secret > file` and editors add a final newline that is not part of the secret.
-    password = text.rstrip("\r\n")
-    if not password:
-        raise FileError("", key, path, "file is empty")
-    return password
 
 
 # --- small asyncio helpers -----------------------------------------------------------------
@@ -269,3 +252,33 @@ async def until_first_done(*coros: Coroutine[Any, Any, Any]) -> None:
 async def until_all_done(*coros: Coroutine[Any, Any, Any]) -> None:
     """Run until all finish; if one fails, cancel the others and re-raise."""
     await run_concurrently(coros, asyncio.FIRST_EXCEPTION)
+
+
+async def serve_until_signalled(
+    serve: Callable[[asyncio.Event], Awaitable[None]],
+    *,
+    on_signal: Callable[[], None] | None = None,
+    logger: logging.Logger = log,
+) -> None:
+    """Run ``serve(stop)`` until it returns; SIGINT or SIGTERM sets ``stop`` (and calls
+    ``on_signal``).  A second signal takes the default action, so that a stop that hangs can
+    still be forced."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def handle(signum: signal.Signals) -> None:
+        logger.info("%s received: stopping", signum.name)
+        if on_signal is not None:
+            on_signal()
+        stop.set()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    for sig in signals:
+        loop.add_signal_handler(sig, handle, sig)
+    try:
+        await serve(stop)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import math
 import os
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from controller.mqttlink import (
     check_tls,
     make_client,
     resolve_password,
+    serve_until_signalled,
     sleep_unless_stopped,
     until_all_done,
     until_first_done,
@@ -415,25 +415,11 @@ def run(
 async def _serve_until_signalled(
     config: SimulatorConfig, scenario: Scenario, observe: ObserverFactory | None = None
 ) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def on_signal(signum: signal.Signals) -> None:
-        log.info("%s received: stopping", signum.name)
-        stop.set()
-        # A second signal takes the default action, so a stop that hangs can still be forced.
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-    for sig in signals:
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
+    async def serve_logged(stop: asyncio.Event) -> None:
         if observe is None:
             await serve(config, scenario, stop=stop)
         else:
             async with observe(config, scenario) as on_publish:
                 await serve(config, scenario, stop=stop, on_publish=on_publish)
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+
+    await serve_until_signalled(serve_logged, logger=log)

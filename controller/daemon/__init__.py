@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from controller.config import DaemonConfig
 from controller.contract import FileError
 from controller.daemon.service import Daemon, sd_notify
+from controller.mqttlink import serve_until_signalled
 from controller.site import SiteModel
 
 log = logging.getLogger(__name__)
@@ -34,23 +34,9 @@ def run(config: DaemonConfig, site: SiteModel, *, site_name: str) -> int:
 
 
 async def _serve_until_signalled(config: DaemonConfig, site: SiteModel, site_name: str) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def on_signal(signum: signal.Signals) -> None:
-        log.info("%s received: stopping", signum.name)
-        sd_notify("STOPPING=1")
-        stop.set()
-        # A second signal takes the default action, so a stop that hangs can still be forced.
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
     daemon = Daemon(config, site, site_name=site_name)
-    for sig in signals:
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
+
+    async def serve(stop: asyncio.Event) -> None:
         await daemon.run(stop, ready=lambda: sd_notify("READY=1"))
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+
+    await serve_until_signalled(serve, on_signal=lambda: sd_notify("STOPPING=1"), logger=log)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Final
 
 import msgspec
 
-from controller.contract import FileError, convert
+from controller.contract import FileError, convert, read_secret_file
 
 DEFAULT_TOKEN_ENV: Final = "INFLUX_TOKEN"
 
@@ -105,20 +104,7 @@ def resolve_token(settings: InfluxSettings, environ: Mapping[str, str] = os.envi
         FileError: the token file is missing, unreadable, not text or empty.
     """
     if settings.token_file:
-        key = "influx.token_file"
-        path = settings.token_file
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise FileError("", key, path, "file not found") from None
-        except UnicodeDecodeError:
-            raise FileError("", key, path, "file is not UTF-8 text") from None
-        except OSError as exc:
-            raise FileError("", key, path, f"cannot read the file: {exc.strerror}") from None
-        token = text.strip()
-        if not token:
-            raise FileError("", key, path, "file is empty")
-        return token
+        return read_secret_file(settings.token_file, "influx.token_file")
     if settings.token_env:
         return environ.get(settings.token_env) or None
     return None
