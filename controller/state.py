@@ -9,6 +9,7 @@ voltages, so that model bias (anode effects, resistance spread) cannot drift int
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from controller.contract import (
 )
 from controller.lineheat import heat_budget, hx_lag
 from controller.planning import FloatArray, LineState, PlantState
+from controller.recursion import Recursion
 from controller.site import LineModel, SiteModel
 
 DAY_S = 86_400.0
@@ -31,6 +33,13 @@ MAX_INTEGRATION_STEP_S = 60.0
 """Longer intervals (a telemetry gap, a restart) are integrated in steps of at most this."""
 HISTORY_S = 3 * DAY_S
 """Renewable history kept for persistence forecasts."""
+
+
+@functools.lru_cache(maxsize=256)
+def _recursions(model: LineModel, dt_h: float) -> tuple[tuple[Recursion, float], Recursion]:
+    """The exchanger-lag and heat-budget recursions for an interval: built once per length
+    (telemetry comes at a steady rate, so a handful of lengths recur)."""
+    return hx_lag(model, dt_h), heat_budget(model, dt_h)
 
 
 class LineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,9 +114,9 @@ class _Line:
         self.produced_today_t += m.production_t_per_h(self.current_ka, self.pots_online) * dt_h
         dq_mw = m.heat_mw(self.current_ka) - m.heat_mw(m.nominal_current_ka)
         # the recursions are built for this interval's length: a variable step is exact
-        hx, hx_in = hx_lag(m, dt_h)
+        (hx, hx_in), budget = _recursions(m, dt_h)
         u = self.hx_lag_mw
-        self.heat_budget_mwh = heat_budget(m, dt_h).step(self.heat_budget_mwh, dt_h * (dq_mw - u))
+        self.heat_budget_mwh = budget.step(self.heat_budget_mwh, dt_h * (dq_mw - u))
         self.hx_lag_mw = hx.step(u, hx_in * dq_mw)
         i_n = m.nominal_current_ka
         depth_deep = max((m.band_low_frac - m.deep_low_frac) * i_n, 1e-9)
