@@ -1,16 +1,19 @@
 """Scheduler solve time: median and p95 over repeated solves, for the horizons of issue #3.
 
 One and four pot-lines, with BESS and captive unit, grid-connected; a varying renewable
-forecast with P10/P90.  Also prints how much of a solve is building the model (same process),
-so a regression can be placed.  Goal: median ≤ 50 ms for 48 h @ 15 min with one line.
+forecast with P10/P90.  Each horizon runs on the uniform grid and on the non-uniform one
+(``step_min`` for the first 6 h, 1 h beyond: ``PlannerConfig.far_step_min = 60``).  Also
+prints how much of a solve is building the model (same process), so a regression can be
+placed.  Goal: median ≤ 50 ms for 48 h @ 15 min with one line.
 
-    .venv/bin/python bench/bench_scheduler.py [--repeats 15]
+    .venv/bin/python bench/bench_scheduler.py [--repeats 15] [--lines 1,4] [--grid uniform,far]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,6 +23,7 @@ from controller.scheduler import fit_forecast, solve
 from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
 
 T0 = 1_780_272_000.0
+FAR_STEP_MIN = 60.0
 
 
 def case(
@@ -49,29 +53,38 @@ def case(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--lines", default="1,4")
+    ap.add_argument("--grid", default="uniform,far")
     args = ap.parse_args()
     print(
-        f"{'case':<28}{'vars':>7}{'rows':>7}{'build ms':>10}{'median ms':>11}{'p95 ms':>9}  status"
+        f"{'case':<40}{'steps':>6}{'vars':>7}{'rows':>7}{'build ms':>10}{'median ms':>11}"
+        f"{'p95 ms':>9}  status"
     )
-    for lines in (1, 4):
+    for lines in (int(v) for v in args.lines.split(",")):
         for horizon_h, step_min in ((24, 15), (48, 15), (48, 5)):
-            site, state, fc, cfg = case(lines, horizon_h, step_min)
-            axis = Axis(T0, cfg.steps, cfg.step_h)
-            t = time.perf_counter()
-            lp, _ = build(site, state, fit_forecast(fc, axis), cfg, axis, None)
-            lp.matrix()
-            build_ms = (time.perf_counter() - t) * 1e3
-            times = []
-            status = set()
-            for _ in range(args.repeats):
-                s = solve(site, state, fc, cfg)
-                times.append(s.solve_ms)
-                status.add(s.status.value)
-            name = f"{lines} line(s), {horizon_h} h @ {step_min:g} min"
-            print(
-                f"{name:<28}{lp.n_vars:>7}{lp.n_rows:>7}{build_ms:>10.1f}"
-                f"{np.median(times):>11.1f}{np.percentile(times, 95):>9.1f}  {','.join(status)}"
-            )
+            for grid in args.grid.split(","):
+                site, state, fc, cfg = case(lines, horizon_h, step_min)
+                if grid == "far":
+                    cfg = replace(cfg, far_step_min=FAR_STEP_MIN)
+                axis = Axis.for_config(T0, cfg, site.utc_offset_h)
+                builds, times, status = [], [], set()
+                for _ in range(args.repeats):
+                    t = time.perf_counter()
+                    lp, _ = build(site, state, fit_forecast(fc, axis), cfg, axis, None)
+                    lp.matrix()
+                    builds.append((time.perf_counter() - t) * 1e3)
+                    s = solve(site, state, fc, cfg)
+                    times.append(s.solve_ms)
+                    status.add(s.status.value)
+                name = f"{lines} line(s), {horizon_h} h @ {step_min:g} min"
+                if grid == "far":
+                    name += f", {FAR_STEP_MIN:g} min > 6 h"
+                print(
+                    f"{name:<40}{axis.n:>6}{lp.n_vars:>7}{lp.n_rows:>7}"
+                    f"{np.median(builds):>10.1f}{np.median(times):>11.1f}"
+                    f"{np.percentile(times, 95):>9.1f}  {','.join(sorted(status))}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -82,25 +82,37 @@ class LinearProgram:
         hi: float | FloatArray,
         price: float,
     ) -> None:
-        """lo − s⁻ ≤ z[cols] ≤ hi + s⁺ with slack blocks ``slack:<family>_low/_high`` priced
-        per unit; an infinite side gets no rows."""
-        n = len(cols)
+        """lo ≤ z[cols] + s⁻ − s⁺ ≤ hi, one ranged row per column, with slack blocks
+        ``slack:<family>_low`` (s⁻) and ``_high`` (s⁺) priced per unit; an infinite side gets
+        no slack."""
+        self.soft_rows(family, np.arange(len(cols)), cols, np.ones(len(cols)), lo, hi, price)
+
+    def soft_rows(
+        self,
+        family: str,
+        row: IntArray,
+        col: IntArray,
+        val: FloatArray,
+        lo: float | FloatArray,
+        hi: float | FloatArray,
+        price: float | FloatArray,
+    ) -> None:
+        """Rows ``lo ≤ Σ val·z[col] + s⁻ − s⁺ ≤ hi`` (``row`` local, 0 … n−1), soft on each
+        finite side by the slack blocks ``slack:<family>_low`` (s⁻) and ``_high`` (s⁺), priced
+        per unit.  One ranged row carries both sides: half the rows of two one-sided ones."""
+        n = int(np.max(row)) + 1 if len(row) else 0
         k = np.arange(n)
+        rows, cols, vals = [np.asarray(row)], [np.asarray(col)], [np.asarray(val, dtype=float)]
         for side, bound, sign in (("low", lo, 1.0), ("high", hi, -1.0)):
-            b = np.broadcast_to(np.asarray(bound, dtype=float), (n,))
-            if not np.isfinite(b).any():
+            if not np.isfinite(np.broadcast_to(np.asarray(bound, dtype=float), (n,))).any():
                 continue
             slack = self.var(f"slack:{family}_{side}", n, 0.0, np.inf, price)
-            lb, ub = (b, np.inf) if sign > 0 else (-np.inf, b)
-            self.rows(
-                f"{family}_{side}",
-                np.concatenate([k, k]),
-                np.concatenate([cols, slack]),
-                np.concatenate([np.ones(n), np.full(n, sign)]),
-                lb,
-                ub,
-                n,
-            )
+            rows.append(k)
+            cols.append(slack)
+            vals.append(np.full(n, sign))
+        self.rows(
+            family, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), lo, hi, n
+        )
 
     def matrix(self) -> tuple[sparse.csr_array, FloatArray, FloatArray]:
         if not self._rows:
@@ -109,17 +121,8 @@ class LinearProgram:
             (np.concatenate(self._vals), (np.concatenate(self._rows), np.concatenate(self._cols))),
             shape=(self.n_rows, self.n_vars),
         ).tocsr()
-        return a, np.concatenate(self._lb), np.concatenate(self._ub)
-
-    def split(self) -> tuple[sparse.csr_array, FloatArray, sparse.csr_array, FloatArray]:
-        """The rows as linprog wants them: (A_ub, b_ub, A_eq, b_eq)."""
-        a, lb, ub = self.matrix()
         a.eliminate_zeros()
-        eq = lb == ub
-        upper = np.isfinite(ub) & ~eq
-        lower = np.isfinite(lb) & ~eq
-        a_ub = sparse.vstack([a[upper], -a[lower]]).tocsr()
-        return a_ub, np.concatenate([ub[upper], -lb[lower]]), a[eq], ub[eq]
+        return a, np.concatenate(self._lb), np.concatenate(self._ub)
 
     def bounds(self) -> tuple[FloatArray, FloatArray]:
         return np.concatenate(self.lo), np.concatenate(self.hi)

@@ -9,13 +9,15 @@ named ``slack:<family>``.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from controller.lineheat import heat_budget, hx_lag
+from controller.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.lp import FloatArray, IntArray, LinearProgram
 from controller.planning import LineState, PlannerConfig, PlantState, Schedule, SupplyForecast
 from controller.recursion import Recursion, Term
@@ -37,20 +39,75 @@ PRICE_THROUGHPUT_PER_MWH = 0.08
 burn surplus as losses and call it renewable use: that loop gains (1/η² − 1) = 0.136 MWh of
 "use" per MWh discharged and costs (1/η² + 1)·0.08 = 0.17, so it never pays, while storing a
 surplus for later still gains ≈ 0.8 per MWh."""
+DISCOUNT_PER_H = 0.002
+"""Renewable energy later in the horizon weighs this much less per hour of lead.  The forecast
+is uncertain and the plan is re-made every cycle: without it, a surplus forecast to last is
+absorbed by the BESS or the lines "later" as well as now, the LP picks later, and every cycle
+puts it off again until the surplus is gone.  Costs and CO2 are not discounted: that would
+put production off in the same way, towards the end of each day."""
 HEAT_END_OF_DAY_FRAC = 0.2
 """At each local midnight |H| ≤ this fraction of B (soft): the budget comes back near 0."""
 DAY_S = 86_400.0
 
 
-@dataclass(frozen=True)
 class Axis:
-    t0_s: float
-    n: int
-    dt_h: float
+    """The planner's time grid: step k covers [t0 + edges_s[k], t0 + edges_s[k + 1]).
+
+    ``Axis(t0_s, n, dt_h)`` is the uniform grid; :meth:`for_config` also builds the
+    non-uniform one (fine near, coarse far).
+    """
+
+    __slots__ = ("edges_s", "t0_s")
+
+    def __init__(self, t0_s: float, n: int, dt_h: float) -> None:
+        self.t0_s = float(t0_s)
+        self.edges_s: FloatArray = np.arange(n + 1, dtype=np.float64) * dt_h * 3600.0
+        """Step edges after ``t0_s`` [s], from 0 to the horizon (n + 1 values)."""
+
+    @classmethod
+    def from_edges(cls, t0_s: float, edges_s: FloatArray) -> Axis:
+        axis = cls(t0_s, 0, 0.0)
+        axis.edges_s = np.asarray(edges_s, dtype=np.float64)
+        return axis
+
+    @classmethod
+    def for_config(cls, t0_s: float, cfg: PlannerConfig, utc_offset_h: float) -> Axis:
+        """``cfg.step_min`` for ``cfg.near_h``, then ``cfg.far_step_min`` steps whose edges sit
+        on local whole multiples of it (one bridging step gets there, so local midnights are
+        edges); the last step ends at the horizon.  Uniform when ``far_step_min`` is None or
+        no coarser than ``step_min``."""
+        far_min = cfg.far_step_min
+        if far_min is None or far_min <= cfg.step_min or cfg.near_h >= cfg.horizon_h:
+            return cls(t0_s, cfg.steps, cfg.step_h)
+        if (1440.0 / far_min) % 1.0 > 1e-9:
+            raise ValueError(f"far_step_min must divide a day, got {far_min:g}")
+        step_s, far_s = cfg.step_min * 60.0, far_min * 60.0
+        horizon_s = cfg.steps * step_s
+        near = np.arange(math.ceil(cfg.near_h * 3600.0 / step_s - 1e-9) + 1) * step_s
+        # the first far edge: the next local whole multiple of far_s
+        offset_s = utc_offset_h * 3600.0
+        first_s = math.ceil((t0_s + near[-1] + offset_s) / far_s - 1e-9) * far_s - offset_s - t0_s
+        far = first_s + np.arange(math.ceil((horizon_s - first_s) / far_s - 1e-9) + 1) * far_s
+        edges = np.minimum(np.concatenate([near, far]), horizon_s)
+        return cls.from_edges(t0_s, edges[np.concatenate([[True], np.diff(edges) > 1e-6])])
+
+    @property
+    def n(self) -> int:
+        return int(self.edges_s.size - 1)
+
+    @property
+    def dt_h(self) -> FloatArray:
+        """Each step's length [h]."""
+        return np.asarray(np.diff(self.edges_s) / 3600.0, dtype=np.float64)
 
     @property
     def times_s(self) -> FloatArray:
-        return np.asarray(self.t0_s + np.arange(self.n) * self.dt_h * 3600.0, dtype=np.float64)
+        """Start of each step [s]."""
+        return np.asarray(self.t0_s + self.edges_s[:-1], dtype=np.float64)
+
+    @property
+    def ends_s(self) -> FloatArray:
+        return np.asarray(self.t0_s + self.edges_s[1:], dtype=np.float64)
 
 
 @dataclass
@@ -100,10 +157,9 @@ def build(
     for line in site.lines:
         ls = state.lines.get(line.name)
         i_ref = _reference_currents(line, state, axis, reference)
-        p1 = np.array([line.dpower_mw_per_ka(i) for i in i_ref])
-        p0 = np.array([line.power_mw(i) for i in i_ref]) - p1 * i_ref
+        p0, p1 = tangent(line.power_mw, line.dpower_mw_per_ka, i_ref)
         i_now = ls.current_ka if ls else line.nominal_current_ka
-        cur = add_line_band(lp, line, ls.available if ls else False, i_now, n, dt)
+        cur = add_line_band(lp, line, ls.available if ls else False, i_now, dt)
         built.current[line.name] = cur
         load_terms.append((cur, p1))
         load_const += p0
@@ -116,13 +172,14 @@ def build(
 
     for b in site.bess:
         reserve = cfg.island_bess_reserve_frac if site.islanded else 0.0
-        ch, dis, _ = add_bess(lp, b, state.bess_soc_frac.get(b.name, 0.5), n, dt, reserve)
+        ch, dis, _ = add_bess(lp, b, state.bess_soc_frac.get(b.name, 0.5), dt, reserve)
         built.charge[b.name], built.discharge[b.name] = ch, dis
     for c in site.captive:
-        built.captive[c.name] = add_captive(
-            lp, c, state.captive_mw.get(c.name, c.min_mw), n, dt, cfg, site
-        )
-    built.used = lp.var("renewable_used", n, 0.0, fc.p50_mw, -cfg.weight_renewable_per_mwh * dt)
+        built.captive[c.name] = add_captive(lp, c, state.captive_mw.get(c.name, c.min_mw), dt, cfg)
+    usable = fc.p50_mw + cfg.supply_upside_frac * (fc.p90_mw - fc.p50_mw)
+    built.used = lp.var(
+        "renewable_used", n, 0.0, usable, -cfg.weight_renewable_per_mwh * renewable_weight_h(axis)
+    )
     add_grid(lp, site, built, axis, cfg)
     add_energy_balance(lp, site, built, load_terms, load_const, axis)
     if cfg.reserve_p10:
@@ -131,15 +188,37 @@ def build(
     return lp, built
 
 
+def renewable_weight_h(axis: Axis) -> FloatArray:
+    """The weight of each step's renewable energy in the objective [h]: its length, discounted
+    by :data:`DISCOUNT_PER_H` per hour of lead (at the step's middle)."""
+    mid_h = (axis.edges_s[:-1] + axis.edges_s[1:]) / 7200.0
+    return np.asarray(axis.dt_h * (1.0 - DISCOUNT_PER_H * mid_h), dtype=np.float64)
+
+
+def tangent(
+    f: Callable[[float], float], df: Callable[[float], float], x: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """f(x) ≈ c0 + c1·x near each x[k]: (c0, c1)."""
+    c1 = on_values(df, x)
+    return on_values(f, x) - c1 * x, c1
+
+
+def on_values(f: Callable[[float], float], x: FloatArray) -> FloatArray:
+    """f at each x[k], evaluated once per distinct value (a plan repeats a few currents)."""
+    values, inverse = np.unique(x, return_inverse=True)
+    return np.asarray(np.array([f(float(v)) for v in values])[inverse], dtype=np.float64)
+
+
 def add_line_band(
-    lp: LinearProgram, line: LineModel, available: bool, i_now_ka: float, n: int, dt: float
+    lp: LinearProgram, line: LineModel, available: bool, i_now_ka: float, dt: FloatArray
 ) -> IntArray:
     """Current envelope: deep_low·I_N ≤ I[k] ≤ high_max·I_N, widened for the first steps to what
     the ramp can reach when the present current is outside it (after an outage or a manual
     period) so that the plan leads back at the ramp rate instead of being infeasible.  A line
     whose telemetry is stale is held at nominal (I[k] = I_N), or as near as the ramp allows."""
     i_n = line.nominal_current_ka
-    reach = line.ramp_ka_per_h * dt * np.arange(1, n + 1)
+    n = dt.size
+    reach = line.ramp_ka_per_h * np.cumsum(dt)
     lo_env, hi_env = (
         (i_n, i_n) if not available else (line.deep_low_frac * i_n, line.high_max_frac * i_n)
     )
@@ -149,17 +228,17 @@ def add_line_band(
 
 
 def add_line_ramp(
-    lp: LinearProgram, line: LineModel, cur: IntArray, i_now_ka: float, dt: float
+    lp: LinearProgram, line: LineModel, cur: IntArray, i_now_ka: float, dt: FloatArray
 ) -> None:
-    """Ramp: |I[k] − I[k−1]| ≤ ramp·Δ, with I[−1] the present current."""
+    """Ramp: |I[k] − I[k−1]| ≤ ramp·Δ[k], with I[−1] the present current."""
     n = len(cur)
     lim = line.ramp_ka_per_h * dt
     k = np.arange(n)
     row = np.concatenate([k, k[1:]])
     col = np.concatenate([cur, cur[:-1]])
     val = np.concatenate([np.ones(n), -np.ones(n - 1)])
-    lb = np.full(n, -lim)
-    ub = np.full(n, lim)
+    lb = -lim
+    ub = lim.copy()
     lb[0] += i_now_ka
     ub[0] += i_now_ka
     lp.rows(f"{line.name}-ramp", row, col, val, lb, ub, n)
@@ -175,18 +254,25 @@ def add_band_duration(
 ) -> None:
     """Excursions beyond the continuous band, limited per 24 h window (area form)::
 
-        x⁻[k] ≥ band_low·I_N − I[k],  x⁺[k] ≥ I[k] − band_high·I_N,  x± ≥ 0
+        band_low·I_N ≤ I[k] + x⁻[k] − x⁺[k] ≤ band_high·I_N,  x± ≥ 0  (priced: x⁻ is the
+        depth below the band, x⁺ the height above it)
         Σ_window x⁻·Δ ≤ (band_low − deep_low)·I_N · (deep_max_h − used)   (likewise x⁺)
 
-    i.e. at most ``deep_max_h`` hours at full depth, or longer when shallower.
+    i.e. at most ``deep_max_h`` hours at full depth, or longer when shallower; the windows are
+    the horizon's successive 24 h (by step start), the first one net of the hours used.  A
+    side without depth (no deep or high band) has no x.
     """
     n, dt = axis.n, axis.dt_h
     i_n = line.nominal_current_ka
-    per_day = round(24.0 / dt)
+    window = np.floor(axis.edges_s[:-1] / 86_400.0 + 1e-9)
+    bounds = np.append(np.flatnonzero(np.diff(window, prepend=-1.0)), n)
+    k = np.arange(n)
+    rows, cols, vals = [k], [cur], [np.ones(n)]
+    lb, ub = -np.inf, np.inf
     for side, sign, edge, depth, max_h, used in (
         (
             "deep",
-            -1.0,
+            1.0,
             line.band_low_frac,
             line.band_low_frac - line.deep_low_frac,
             line.deep_max_h,
@@ -194,7 +280,7 @@ def add_band_duration(
         ),
         (
             "high",
-            1.0,
+            -1.0,
             line.band_high_frac,
             line.high_max_frac - line.band_high_frac,
             line.high_max_h,
@@ -205,29 +291,34 @@ def add_band_duration(
             continue
         x = lp.var(f"x{side}-{line.name}", n, 0.0, np.inf, PRICE_EXCURSION_PER_KAH * dt)
         over = lp.var(f"slack:{line.name}-{side}-duration", 1, 0.0, np.inf, PRICE_DURATION_PER_KAH)
-        k = np.arange(n)
-        # sign·(I − edge·I_N) − x ≤ 0
-        lp.rows(
-            f"{line.name}-{side}-excursion",
-            np.concatenate([k, k]),
-            np.concatenate([cur, x]),
-            np.concatenate([np.full(n, sign), -np.ones(n)]),
-            -np.inf,
-            sign * edge * i_n,
-            n,
-        )
-        windows = [(s, min(s + per_day, n)) for s in range(0, n, per_day)]
-        for w, (a, b) in enumerate(windows):
+        rows.append(k)
+        cols.append(x)
+        vals.append(np.full(n, sign))
+        if sign > 0:
+            lb = edge * i_n
+        else:
+            ub = edge * i_n
+        for w, (a, b) in enumerate(itertools.pairwise(bounds.tolist())):
             budget_h = max(max_h - used, 0.0) if w == 0 else max_h
             lp.rows(
                 f"{line.name}-{side}-duration",
                 np.zeros(b - a + 1, np.int64),
                 np.append(x[a:b], over),
-                np.append(np.full(b - a, dt), -1.0),
+                np.append(dt[a:b], -1.0),
                 -np.inf,
                 depth * i_n * budget_h,
                 1,
             )
+    if len(rows) > 1:
+        lp.rows(
+            f"{line.name}-excursion",
+            np.concatenate(rows),
+            np.concatenate(cols),
+            np.concatenate(vals),
+            lb,
+            ub,
+            n,
+        )
 
 
 def add_heat_budget(
@@ -242,46 +333,38 @@ def add_heat_budget(
     """Heat budget with the exchanger lag (controller.lineheat), ΔQ linearised at i_ref::
 
     u[k+1] = a_u·u[k] + (1 − a_u)·(q0 + q1·I[k])
-    H[k+1] = a_H·H[k] + Δ·(q0 + q1·I[k]) − Δ·u[k]
+    H[k+1] = a_H·H[k] + g·(q0 + q1·I[k]) − g·u[k]      (g: :func:`heat_gain_h`)
     −B − s⁻ ≤ H[k] ≤ B + s⁺;  |H| ≤ 0.2·B (+ s) at each local midnight and at the end
     """
     n, dt = axis.n, axis.dt_h
     st = ls if ls is not None else LineState(current_ka=line.nominal_current_ka)
-    q1 = np.array([line.dheat_mw_per_ka(i) for i in i_ref])
-    q0 = (
-        np.array([line.heat_mw(i) for i in i_ref])
-        - q1 * i_ref
-        - line.heat_mw(line.nominal_current_ka)
-    )
+    q0, q1 = tangent(line.heat_mw, line.dheat_mw_per_ka, i_ref)
+    q0 = q0 - line.heat_mw(line.nominal_current_ka)
     # u[k] for k = 0..n-1: u0 is known, u[1..n-1] are variables
-    hx, hx_in = hx_lag(line, dt)
-    u = lp.var(f"u-{line.name}", n, -np.inf, np.inf)
-    lp.rows(
-        f"{line.name}-u0", np.zeros(1, np.int64), u[:1], np.ones(1), st.hx_lag_mw, st.hx_lag_mw, 1
-    )
+    hx, hx_in = hx_lag(line, dt[:-1])
+    u_lo = np.full(n, -np.inf)
+    u_hi = np.full(n, np.inf)
+    u_lo[0] = u_hi[0] = st.hx_lag_mw  # u0 is known: a variable pinned by its bounds
+    u = lp.var(f"u-{line.name}", n, u_lo, u_hi)
     if n > 1:
         r = hx.rows(u[1:], [Term(cur[:-1], hx_in * q1[:-1])], st.hx_lag_mw, hx_in * q0[:-1])
-        # the first row of rows() has u[1] − a·u0 = ...; u0 is a variable pinned above, so
-        # the known-x0 form is exact
         lp.rows(f"{line.name}-hx_lag", r.row, r.col, r.val, r.rhs, r.rhs, n - 1)
-    budget = heat_budget(line, dt)
+    budget, g = heat_budget(line, dt), heat_gain_h(line, dt)
     h = lp.var(f"H-{line.name}", n, -np.inf, np.inf)
-    r = budget.rows(h, [Term(cur, dt * q1), Term(u, -dt)], st.heat_budget_mwh, dt * q0)
+    r = budget.rows(h, [Term(cur, g * q1), Term(u, -g)], st.heat_budget_mwh, g * q0)
     lp.rows(f"{line.name}-heat_budget", r.row, r.col, r.val, r.rhs, r.rhs, n)
     # |ΔQ[k] − u[k]| ≤ gap (soft: after an outage the present gap may already exceed it)
     gap = line.heat_gap_kw_per_pot * line.pots * 1e-3
-    g_s = lp.var(f"slack:{line.name}-heat_gap", n, 0.0, np.inf, PRICE_HEAT_PER_MWH * dt)
     k = np.arange(n)
-    for sign, family in ((1.0, "heat_gap_high"), (-1.0, "heat_gap_low")):
-        lp.rows(
-            f"{line.name}-{family}",
-            np.concatenate([k, k, k]),
-            np.concatenate([cur, u, g_s]),
-            np.concatenate([sign * q1, np.full(n, -sign), -np.ones(n)]),
-            -np.inf,
-            gap - sign * q0,
-            n,
-        )
+    lp.soft_rows(
+        f"{line.name}-heat_gap",
+        np.concatenate([k, k]),
+        np.concatenate([cur, u]),
+        np.concatenate([q1, -np.ones(n)]),
+        -gap - q0,
+        gap - q0,
+        PRICE_HEAT_PER_MWH * dt,
+    )
     b = line.heat_budget_mwh
     lp.soft_range(f"{line.name}-heat", h, -b, b, PRICE_HEAT_PER_MWH)
     ends = day_ends(site, axis)
@@ -323,18 +406,17 @@ def add_production(
     with a[k] = 0 where step k starts a new day (:func:`day_starts`), and f the time the day's
     production covers, in days: 1 for a whole day on a grid aligned to midnight, a step more or
     less when a step straddles midnight (it counts for the day it starts in), pro rata at the
-    horizon's end.
+    horizon's end.  P is bounded only at each day's end, so it enters the LP in closed form
+    there (:meth:`Recursion.closed_form`): one row per day and no P variables.
     """
     n, dt = axis.n, axis.dt_h
     pots = ls.pots_online if ls is not None and ls.pots_online is not None else line.pots
     rho = line.production_t_per_h(1.0, pots)
     a = np.where(day_starts(site, axis), 0.0, 1.0)
-    prod = lp.var(f"P-{line.name}", n, -np.inf, np.inf)
-    r = Recursion(f"{line.name}-production", a).rows(
-        prod, [Term(cur, dt * rho)], ls.produced_today_t if ls is not None else 0.0
-    )
-    lp.rows(f"{line.name}-production", r.row, r.col, r.val, r.rhs, r.rhs, n)
     ends = day_ends(site, axis)
+    p_end = Recursion(f"{line.name}-production", a).closed_form(
+        ends, [Term(cur, dt * rho)], ls.produced_today_t if ls is not None else 0.0, n=n
+    )
     # Each day's target covers the time its production counts: from local midnight for the
     # first day (produced_today counts from there), from its first step for later ones.
     starts = np.flatnonzero(day_starts(site, axis))
@@ -344,30 +426,33 @@ def add_production(
         later = starts[(starts > 0) & (starts <= e)]
         origin_s = axis.times_s[later[-1]] if later.size else midnight_s
         # a step straddling midnight counts for the day it starts in: so does its time
-        frac[j] = (axis.times_s[e] + dt * 3600.0 - origin_s) / DAY_S
+        frac[j] = (axis.ends_s[e] - origin_s) / DAY_S
     target = line.daily_target_t * pots / line.pots * frac
-    lp.soft_range(
+    lp.soft_rows(
         f"{line.name}-production",
-        prod[ends],
-        target,
-        target * (1.0 + cfg.production_tolerance_frac),
+        p_end.row,
+        p_end.col,
+        p_end.val,
+        target - p_end.const,
+        target * (1.0 + cfg.production_tolerance_frac) - p_end.const,
         PRICE_PRODUCTION_PER_T,
     )
 
 
-def bess_energy(b: BessModel, dt_h: float) -> tuple[Recursion, float, float]:
+def bess_energy(b: BessModel, dt_h: FloatArray) -> tuple[Recursion, FloatArray, FloatArray]:
     """E[k+1] = E[k] + Δ·η·ch[k] − Δ/η·dis[k], η = √RTE: the recursion and its two coefficients."""
     eta = math.sqrt(b.round_trip_efficiency)
     return Recursion(f"{b.name}-soc", 1.0), dt_h * eta, -dt_h / eta
 
 
 def add_bess(
-    lp: LinearProgram, b: BessModel, soc_frac: float, n: int, dt: float, reserve_frac: float
+    lp: LinearProgram, b: BessModel, soc_frac: float, dt: FloatArray, reserve_frac: float
 ) -> tuple[IntArray, IntArray, IntArray]:
     """BESS: 0 ≤ ch ≤ P, 0 ≤ dis ≤ (1 − ρ)·P; E by :func:`bess_energy`;
     E_min + ρ·P·1 h − s ≤ E ≤ E_max + s (soft, the present SOC may already be outside);
     terminal E[n] ≥ min(E0, E_mid) − s.  ρ is the share of power (and an hour of it in energy)
     kept back for the plant's fast frequency response: islanded sites only."""
+    n = dt.size
     ch = lp.var(f"ch-{b.name}", n, 0.0, b.power_mw, PRICE_THROUGHPUT_PER_MWH * dt)
     dis = lp.var(
         f"dis-{b.name}", n, 0.0, (1.0 - reserve_frac) * b.power_mw, PRICE_THROUGHPUT_PER_MWH * dt
@@ -401,16 +486,11 @@ def add_bess(
 
 
 def add_captive(
-    lp: LinearProgram,
-    c: CaptiveModel,
-    now_mw: float,
-    n: int,
-    dt: float,
-    cfg: PlannerConfig,
-    site: SiteModel,
+    lp: LinearProgram, c: CaptiveModel, now_mw: float, dt: FloatArray, cfg: PlannerConfig
 ) -> IntArray:
     """Captive unit: min ≤ c[k] ≤ max, |c[k] − c[k−1]| ≤ ramp·Δ with c[−1] the present output;
     cost w_co2·co2·c + w_cost·fuel·c per MWh."""
+    n = dt.size
     cost = dt * (cfg.weight_co2_per_t * c.co2_t_per_mwh + cfg.weight_cost_per_cny * c.cost_per_mwh)
     col = lp.var(f"c-{c.name}", n, c.min_mw, c.max_mw, cost)
     lim = c.ramp_mw_per_h * dt
@@ -418,9 +498,9 @@ def add_captive(
     row = np.concatenate([k, k[1:]])
     cols = np.concatenate([col, col[:-1]])
     val = np.concatenate([np.ones(n), -np.ones(n - 1)])
-    lb, ub = np.full(n, -lim), np.full(n, lim)
+    lb, ub = -lim, lim.copy()
     # start from where it is, even if that is outside its limits: never an infeasible first step
-    now = min(max(now_mw, c.min_mw - lim), c.max_mw + lim)
+    now = min(max(now_mw, c.min_mw - lim[0]), c.max_mw + lim[0])
     lb[0] += now
     ub[0] += now
     lp.rows(f"{c.name}-ramp", row, cols, val, lb, ub, n)
@@ -450,7 +530,8 @@ def add_grid(
         axis.n,
         0.0,
         g.export_limit_mw,
-        dt * (cfg.weight_renewable_per_mwh - cfg.weight_cost_per_cny * g.export_per_mwh),
+        cfg.weight_renewable_per_mwh * renewable_weight_h(axis)
+        - dt * cfg.weight_cost_per_cny * g.export_per_mwh,
     )
 
 
@@ -513,18 +594,28 @@ def add_reserve(
 ) -> None:
     """P10 reserve: if supply comes in at P10, dispatchable headroom still covers the plan::
 
-        Σ_l P_l + aux + Σch − Σdis ≤ r10 + Σ c_max + import limit + s_res
+        Σ_l P_l + aux + Σch − Σdis ≤ r10 + C + import limit + s_res
 
     so a poor renewable outcome costs imports or captive fuel, not the heat budget or
-    production (that matters in islanded and weak-grid sites).
+    production (that matters in islanded and weak-grid sites).  C is what the captive units
+    can give: Σ c_max on an island, where they follow the load; on a grid, where they hold
+    their setpoint through the step and the grid takes the difference, their planned output
+    Σ c[k] (moved to the left-hand side), so that a P10 step does not take imports over the
+    limit and make the plant shed load.
     """
     n = axis.n
-    headroom = fc.p10_mw + sum(c.max_mw for c in site.captive)
+    planned = site.grid is not None
+    headroom = fc.p10_mw + (0.0 if planned else sum(c.max_mw for c in site.captive))
     if site.grid is not None:
         headroom = headroom + site.grid.import_limit_mw
     s = lp.var("slack:reserve_p10", n, 0.0, np.inf, PRICE_RESERVE_PER_MWH * axis.dt_h)
     k = np.arange(n)
     rows, cols, vals = [k], [s], [-np.ones(n)]
+    if planned:
+        for c in built.captive.values():
+            rows.append(k)
+            cols.append(c)
+            vals.append(-np.ones(n))
     for c, p1 in load_terms:
         rows.append(k)
         cols.append(c)

@@ -90,6 +90,18 @@ class PlannerConfig:
     for the plant's fast frequency response, which covers what the captive unit's ramp cannot."""
     reserve_p10: bool = True
     """Keep the plan feasible if supply comes in at P10 (dispatchable headroom)."""
+    supply_upside_frac: float = 1.0
+    """Plan to use up to P50 + this·(P90 − P50) of the renewable supply (1: P90).  A surplus
+    the plan did not prepare for is lost renewable energy (weight 1 per MWh) while preparing
+    for one that does not come costs imports or fuel (≈ 0.1 per MWh), so the quantile worth
+    preparing for is about 1 / (1 + 0.1) ≈ P90; the P10 reserve still covers the downside."""
+    far_step_min: float | None = None
+    """Step length beyond ``near_h`` [min]: a non-uniform grid, ``step_min`` where the plan is
+    acted on and coarser beyond, aligned to local whole multiples of it (so that midnights are
+    step boundaries); None: ``step_min`` throughout.  The forecast stays on the ``step_min``
+    grid (``steps``); the planner averages it over each coarse step."""
+    near_h: float = 6.0
+    """How far ahead the grid keeps ``step_min`` when ``far_step_min`` is set [h]."""
 
     @property
     def step_h(self) -> float:
@@ -108,12 +120,14 @@ class SolveStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Schedule:
-    """A plan over the horizon.  Step k covers [times_s[k], times_s[k] + step_s)."""
+    """A plan over the horizon.  Step k covers [times_s[k], times_s[k] + step_s) on a uniform
+    grid, [times_s[k], times_s[k] + step_lengths_s[k]) on a non-uniform one."""
 
     plan_id: str
     status: SolveStatus
     times_s: FloatArray
     step_s: float
+    """The first step's length [s]: every step's on a uniform grid (see ``step_lengths_s``)."""
     line_current_ka: dict[str, FloatArray]
     bess_power_mw: dict[str, FloatArray]
     """+ discharge / − charge."""
@@ -135,3 +149,6 @@ class Schedule:
     solve_ms: float = 0.0
     reason: str = ""
     """Why this is a fallback plan, when it is one."""
+    step_lengths_s: FloatArray | None = None
+    """Each step's length [s] (step k covers [times_s[k], times_s[k] + step_lengths_s[k]));
+    None: ``step_s`` throughout."""

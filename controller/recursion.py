@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +44,16 @@ class Rows:
     col: IntArray
     val: FloatArray
     rhs: FloatArray
+
+
+@dataclass(frozen=True)
+class Expr:
+    """Linear expressions e[r] = Σ val·z[col] + const[r] in COO form (``row`` is r)."""
+
+    row: IntArray
+    col: IntArray
+    val: FloatArray
+    const: FloatArray
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,44 @@ class Recursion:
             rhs,
         )
 
+    def closed_form(
+        self,
+        at: IntArray,
+        terms: Sequence[Term],
+        x0: float,
+        d: FloatArray | float = 0.0,
+        n: int | None = None,
+    ) -> Expr:
+        """x[m+1] for each m in ``at``, as a linear expression of the inputs (no state
+        columns)::
+
+            x[m+1] = (Π_{j≤m} a[j])·x0 + Σ_{k≤m} (Π_{k<j≤m} a[j])·(Σ_i c_i[k]·v_i[k] + d[k])
+
+        Exact, and sparse where a restarts (a = 0): a few rows instead of one per step when
+        only some states are constrained (the production at each day's end)."""
+        if n is None:
+            n = len(terms[0].cols) if terms else np.size(d)
+        a = self._a(n)
+        dd = np.broadcast_to(np.asarray(d, dtype=float), (n,))
+        rows: list[IntArray] = []
+        cols: list[IntArray] = []
+        vals: list[FloatArray] = []
+        const = np.empty(len(at))
+        for r, m in enumerate(np.asarray(at, dtype=np.int64).tolist()):
+            # w[k] = Π_{k<j≤m} a[j] for k = 0 … m
+            w = np.concatenate([np.cumprod(a[m:0:-1])[::-1], [1.0]])
+            const[r] = w[0] * a[0] * x0 + float(np.dot(w, dd[: m + 1]))
+            live = np.flatnonzero(w)
+            for t in terms:
+                coef = np.broadcast_to(np.asarray(t.coef, dtype=float), (n,))
+                rows.append(np.full(live.size, r, dtype=np.int64))
+                cols.append(np.asarray(t.cols)[live])
+                vals.append(w[live] * coef[live])
+        if not rows:
+            empty = np.empty(0, np.int64)
+            return Expr(empty, empty, np.empty(0), const)
+        return Expr(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), const)
+
     def trajectory(
         self,
         x0: float,
@@ -111,6 +160,12 @@ class Recursion:
         return float(np.asarray(self.a).flat[0]) * x + drive
 
 
-def decay(dt_h: float, tau_h: float) -> float:
-    """e^(−Δ/τ): the coefficient of a first-order lag over one step."""
+@overload
+def decay(dt_h: float, tau_h: float) -> float: ...
+@overload
+def decay(dt_h: FloatArray, tau_h: float) -> FloatArray: ...
+def decay(dt_h: float | FloatArray, tau_h: float) -> float | FloatArray:
+    """e^(−Δ/τ): the coefficient of a first-order lag over one step (per step for an array)."""
+    if isinstance(dt_h, np.ndarray):
+        return np.exp(-dt_h / tau_h) if tau_h > 0 else np.zeros(dt_h.shape)
     return float(np.exp(-dt_h / tau_h)) if tau_h > 0 else 0.0

@@ -1,10 +1,11 @@
 """Receding-horizon schedule for pot-line current, BESS and captive unit (LP, HiGHS via scipy).
 
 ``solve(site, state, forecast, config)`` builds the LP of :mod:`controller.model`, solves it with
-HiGHS through :func:`scipy.optimize.linprog` under a time limit and returns a :class:`Schedule`.
-It never comes back empty: limits that can bend are soft with priced slack (reported in
-``Schedule.bent``), and when the solver fails or runs out of time without a solution it returns
-:func:`fallback` (nominal current, BESS idle, captive unit holding) with the reason.
+HiGHS through :func:`scipy.optimize.milp` (no integer variables: an LP) under a time limit and
+returns a :class:`Schedule`.  It never comes back empty: limits that can bend are soft with
+priced slack (reported in ``Schedule.bent``), and when the solver fails or runs out of time
+without a solution it returns :func:`fallback` (nominal current, BESS idle, captive unit
+holding) with the reason.
 Trajectories in the schedule are rolled forward with the same recursions that built the
 constraints (:mod:`controller.recursion`).
 """
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from controller.lineheat import heat_budget, hx_lag
+from controller.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.lp import FloatArray
-from controller.model import Axis, Built, bess_energy, build
+from controller.model import Axis, Built, bess_energy, build, on_values
 from controller.planning import (
     LineState,
     PlannerConfig,
@@ -32,9 +33,8 @@ from controller.planning import (
 from controller.site import LineModel, SiteModel
 
 BENT_TOLERANCE = 1e-6
-IPM_ABOVE_VARS = 4500
-"""Dual simplex is fastest for one or two lines; beyond this size (four lines, or
-5-min steps) the interior-point solver is several times faster (bench/bench_scheduler.py)."""
+MILP_OTHER = 4
+"""scipy.optimize.milp's status for a HiGHS outcome it has no name for (e.g. "Unknown")."""
 
 
 def solve(
@@ -47,28 +47,28 @@ def solve(
     """Plan from ``state`` over ``config.horizon_h``; linearise around ``reference`` (the previous
     plan) when given.  Never raises on bad numbers or solver trouble: returns a fallback."""
     t_start = time.perf_counter()
-    axis = Axis(state.t_s, config.steps, config.step_h)
+    try:
+        axis = Axis.for_config(state.t_s, config, site.utc_offset_h)
+    except ValueError as exc:
+        return fallback(site, state, forecast, config, f"bad grid: {exc}", solve_ms=_ms(t_start))
     fc = fit_forecast(forecast, axis)
     try:
         lp, built = build(site, state, fc, config, axis, reference)
-        a_ub, b_ub, a_eq, b_eq = lp.split()
+        a, row_lo, row_hi = lp.matrix()
         lo, hi = lp.bounds()
         cost = lp.cost_vector()
-        numbers = (a_ub.data, a_eq.data, cost, b_ub, b_eq, lo, hi)
+        numbers = (a.data, cost, row_lo, row_hi, lo, hi)
         if any(np.isnan(v).any() for v in numbers) or not all(
-            np.isfinite(v).all() for v in numbers[:3]
+            np.isfinite(v).all() for v in numbers[:2]
         ):
             raise ValueError("non-finite coefficient (NaN in the state or forecast)")
-        res = optimize.linprog(
-            cost,
-            A_ub=a_ub,
-            b_ub=b_ub,
-            A_eq=a_eq,
-            b_eq=b_eq,
-            bounds=np.column_stack([lo, hi]),
-            method="highs",
-            options={"time_limit": config.time_limit_s, "presolve": True},
-        )
+        constraints = optimize.LinearConstraint(a, row_lo, row_hi)
+        res = _highs(cost, constraints, optimize.Bounds(lo, hi), config.time_limit_s, True)
+        left_s = config.time_limit_s - (time.perf_counter() - t_start)
+        if res.x is None and res.status == MILP_OTHER and left_s > 0.0:
+            # HiGHS's presolve now and then hands back a model it cannot classify ("model
+            # status Unknown", primal feasible); the same model solves without it
+            res = _highs(cost, constraints, optimize.Bounds(lo, hi), left_s, False)
     except ValueError as exc:
         return fallback(
             site, state, fc, config, f"model could not be built: {exc}", solve_ms=_ms(t_start)
@@ -76,8 +76,8 @@ def solve(
     solve_ms = _ms(t_start)
     if res.x is None or res.status not in (0, 1):
         return fallback(site, state, fc, config, f"solver: {res.message}", solve_ms=solve_ms)
-    # linprog status 1 = iteration or time limit; HiGHS then returns its best primal point,
-    # which is feasible only if the simplex had reached phase 2
+    # status 1 = iteration or time limit; HiGHS then returns its best primal point, which is
+    # feasible only if the simplex had reached phase 2
     status = SolveStatus.OPTIMAL if res.status == 0 else SolveStatus.TIME_LIMIT
     x = np.asarray(res.x, dtype=float)
     currents = {name: x[cols] for name, cols in built.current.items()}
@@ -102,6 +102,23 @@ def solve(
     )
 
 
+def _highs(
+    cost: FloatArray,
+    constraints: optimize.LinearConstraint,
+    bounds: optimize.Bounds,
+    time_limit_s: float,
+    presolve: bool,
+) -> optimize.OptimizeResult:
+    """milp without integer variables is HiGHS's LP solver; unlike linprog it takes ranged
+    rows (lo ≤ a·z ≤ hi) as they are instead of splitting each into two."""
+    return optimize.milp(
+        cost,
+        constraints=constraints,
+        bounds=bounds,
+        options={"time_limit": time_limit_s, "presolve": presolve},
+    )
+
+
 def fallback(
     site: SiteModel,
     state: PlantState,
@@ -112,7 +129,10 @@ def fallback(
     solve_ms: float = 0.0,
 ) -> Schedule:
     """The safe plan: nominal current, BESS idle, captive unit holding its present output."""
-    axis = Axis(state.t_s, config.steps, config.step_h)
+    try:
+        axis = Axis.for_config(state.t_s, config, site.utc_offset_h)
+    except ValueError:
+        axis = Axis(state.t_s, config.steps, config.step_h)
     fc = fit_forecast(forecast, axis)
     currents = {ln.name: np.full(axis.n, ln.nominal_current_ka) for ln in site.lines}
     bess = {b.name: np.zeros(axis.n) for b in site.bess}
@@ -142,10 +162,24 @@ def fallback(
 
 
 def fit_forecast(forecast: SupplyForecast, axis: Axis) -> SupplyForecast:
-    """The forecast on the planner's axis: truncated, or padded with its last value; NaN → 0."""
+    """The forecast on the planner's axis; NaN → 0.
+
+    On a uniform grid, value k is the forecast's value k (truncated, or padded with its last
+    value).  On a non-uniform one the forecast is read as a step function on its own times
+    (each value holds until the next time, the last one on) and averaged over each step.
+    """
+    times = np.asarray(forecast.times_s, dtype=float)
+    fine = (
+        axis.n > 1
+        and not np.allclose(axis.dt_h, axis.dt_h[0], rtol=0.0, atol=1e-9)
+        and times.size > 1
+        and bool(np.all(np.diff(times) > 0.0))
+    )
 
     def fit(v: FloatArray) -> FloatArray:
         v = np.nan_to_num(np.asarray(v, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+        if fine:
+            return np.asarray(np.maximum(step_average(times, v, axis.edges_s + axis.t0_s), 0.0))
         if v.size < axis.n:
             v = np.concatenate([v, np.full(axis.n - v.size, v[-1] if v.size else 0.0)])
         return np.asarray(np.maximum(v[: axis.n], 0.0), dtype=float)
@@ -157,6 +191,17 @@ def fit_forecast(forecast: SupplyForecast, axis: Axis) -> SupplyForecast:
         np.minimum(fit(forecast.p10_mw), p50),
         np.maximum(fit(forecast.p90_mw), p50),
     )
+
+
+def step_average(times_s: FloatArray, values: FloatArray, edges_s: FloatArray) -> FloatArray:
+    """The mean over [edges_s[k], edges_s[k+1]) of the step function that takes values[j] on
+    [times_s[j], times_s[j+1]) (values[0] before times_s[0], the last value after the last)."""
+    knots = np.concatenate([times_s[1:], edges_s])
+    order = np.unique(knots)
+    held = values[np.clip(np.searchsorted(times_s, order[:-1], side="right") - 1, 0, None)]
+    area = np.concatenate([[0.0], np.cumsum(held * np.diff(order))])
+    at_edges = np.interp(edges_s, order, area)
+    return np.asarray(np.diff(at_edges) / np.diff(edges_s), dtype=np.float64)
 
 
 def _ms(t_start: float) -> float:
@@ -184,14 +229,16 @@ def _bent(built: Built, x: FloatArray) -> dict[str, float]:
 
 
 def heat_trajectory(
-    line: LineModel, ls: LineState, current_ka: FloatArray, dt_h: float
+    line: LineModel, ls: LineState, current_ka: FloatArray, dt_h: FloatArray | float
 ) -> FloatArray:
     """H at the end of each step for a current trajectory, with the true (nonlinear) Q(I)."""
-    dq = np.array([line.heat_mw(i) for i in current_ka]) - line.heat_mw(line.nominal_current_ka)
-    hx, hx_in = hx_lag(line, dt_h)
+    dt = np.broadcast_to(np.asarray(dt_h, dtype=float), np.shape(current_ka)).copy()
+    dq = on_values(line.heat_mw, current_ka) - line.heat_mw(line.nominal_current_ka)
+    hx, hx_in = hx_lag(line, dt)
     u_next = hx.trajectory(ls.hx_lag_mw, [(dq, hx_in)])
     u = np.concatenate([[ls.hx_lag_mw], u_next[:-1]])
-    return heat_budget(line, dt_h).trajectory(ls.heat_budget_mwh, [(dq, dt_h), (u, -dt_h)])
+    g = heat_gain_h(line, dt)
+    return heat_budget(line, dt).trajectory(ls.heat_budget_mwh, [(dq, g), (u, -g)])
 
 
 def _schedule(
@@ -213,9 +260,9 @@ def _schedule(
     for line in site.lines:
         ls = state.lines.get(line.name) or LineState(current_ka=line.nominal_current_ka)
         heat[line.name] = heat_trajectory(line, ls, currents[line.name], dt)
-        production[line.name] = np.array(
-            [line.production_t_per_h(i, ls.pots_online) * dt for i in currents[line.name]]
-        )
+        # Faraday: production is proportional to current
+        rate_t_per_kah = line.production_t_per_h(1.0, ls.pots_online)
+        production[line.name] = rate_t_per_kah * currents[line.name] * dt
     soc = {}
     for b in site.bess:
         rec, c_ch, c_dis = bess_energy(b, dt)
@@ -229,7 +276,7 @@ def _schedule(
         plan_id=uuid.uuid4().hex[:12],
         status=status,
         times_s=axis.times_s,
-        step_s=dt * 3600.0,
+        step_s=float(dt[0] * 3600.0) if dt.size else 0.0,
         line_current_ka=currents,
         bess_power_mw=bess,
         bess_soc_frac=soc,
@@ -244,4 +291,5 @@ def _schedule(
         objective=objective,
         solve_ms=solve_ms,
         reason=reason,
+        step_lengths_s=dt * 3600.0,
     )

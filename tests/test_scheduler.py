@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import optimize
+from scipy.linalg import expm
 
+from controller import scheduler
+from controller.lineheat import heat_budget, heat_gain_h, hx_lag
+from controller.model import Axis
 from controller.planning import LineState, PlannerConfig, PlantState, SolveStatus, SupplyForecast
 from controller.recursion import Recursion, Term
-from controller.scheduler import solve
+from controller.scheduler import fit_forecast, solve
 from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
 
 T0 = 1_780_272_000.0  # 2026-06-01 00:00 UTC = 08:00 local (UTC+8)
@@ -84,6 +90,58 @@ def test_bess_stores_what_it_can_of_a_surplus() -> None:
     assert np.all(s.bess_power_mw["b1"][:8] <= 0.0)
 
 
+def test_a_lasting_surplus_is_stored_now_not_later() -> None:
+    """R = 580 MW for 6 h, 100 MW over a fixed 480 MW line; the BESS (from 10 %) can take
+    160 MWh, i.e. 1.7 h at full power.  Storing in any 1.7 h of the 6 h uses the same energy,
+    but the forecast may be wrong and the plan is re-made every cycle: it must charge at once
+    (a plan that charges "later" is put off again each cycle until the surplus is gone)."""
+    line = LineModel("L1", **FIXED)
+    site = SiteModel(
+        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
+    )
+    cfg = PlannerConfig(horizon_h=24)
+    r = np.where(np.arange(cfg.steps) < 24, 580.0, 380.0)
+    s = solve(site, state_for(site, b1=0.10), flat_forecast(cfg, r), cfg)
+    np.testing.assert_allclose(s.bess_power_mw["b1"][:6], -100.0, atol=1e-6)
+    assert s.bess_soc_frac["b1"][6] == pytest.approx(0.90, abs=1e-6)
+
+
+def test_a_grid_site_holds_captive_output_for_a_p10_outcome() -> None:
+    """Fixed 480 MW line, import limit 300 MW, captive 100–600 MW dearer than imports, supply
+    P50 = 400 MW but P10 = 0.  Within a step the captive unit holds its setpoint and the grid
+    takes the difference, so for a P10 outcome imports ≤ 300 MW needs c ≥ 480 − 0 − 300 =
+    180 MW (counting the unit's maximum instead, the plan would sit at 100 MW and shed)."""
+    line = LineModel("L1", **FIXED)
+    site = SiteModel(
+        "s",
+        (line,),
+        captive=(CaptiveModel("c1", 100.0, 600.0, 6000.0, co2_t_per_mwh=2.0),),
+        grid=GridModel(300.0, 0.0, 0.1, **FLAT_TARIFF),
+    )
+    cfg = PlannerConfig(horizon_h=24)
+    p50 = flat_forecast(cfg, 400.0)
+    fc = SupplyForecast(p50.times_s, p50.p50_mw, np.zeros(cfg.steps), p50.p90_mw)
+    s = solve(site, state_for(site), fc, cfg)
+    assert "reserve_p10" not in s.bent
+    np.testing.assert_allclose(s.captive_mw["c1"], 180.0, atol=1e-6)
+
+
+def test_the_plan_prepares_for_the_upside_of_the_forecast() -> None:
+    """Fixed 480 MW line, BESS from 10 %, supply P50 = 480 MW (no surplus) but P90 = 580 MW.
+    Planning on P50 + f·(P90 − P50) the BESS expects f·100 MW to store: a missed surplus is
+    lost renewable energy, a shortfall only imports."""
+    line = LineModel("L1", **FIXED)
+    site = SiteModel(
+        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
+    )
+    for frac in (0.0, 0.5, 1.0):
+        cfg = PlannerConfig(horizon_h=6, supply_upside_frac=frac)
+        p50 = flat_forecast(cfg, 480.0)
+        fc = SupplyForecast(p50.times_s, p50.p50_mw, p50.p50_mw, np.full(cfg.steps, 580.0))
+        s = solve(site, state_for(site, b1=0.10), fc, cfg)
+        assert s.bess_power_mw["b1"][0] == pytest.approx(-100.0 * frac, abs=1e-6)
+
+
 def test_recursion_rows_and_trajectory_agree() -> None:
     """The constraint rows, solved for x, give the same states as rolling forward."""
     rng = np.random.default_rng(1)
@@ -139,6 +197,29 @@ def test_solver_trouble_gives_the_fallback_plan_with_a_reason() -> None:
     assert "non-finite" in s.reason
     np.testing.assert_allclose(s.line_current_ka["L1"], 400.0)
     np.testing.assert_allclose(s.bess_power_mw["b1"], 0.0)
+
+
+def test_an_unclassified_highs_outcome_is_solved_again_without_presolve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HiGHS's presolve now and then returns "model status Unknown" without a solution (seen
+    twice in a 7-day Xinjiang run); the same LP then solves without presolve."""
+    line = LineModel("L1")
+    site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5))
+    cfg = PlannerConfig(horizon_h=24)
+    calls: list[bool] = []
+    real = scheduler._highs
+
+    def flaky(*args: Any) -> optimize.OptimizeResult:
+        calls.append(args[-1])
+        if args[-1]:  # with presolve
+            return optimize.OptimizeResult(x=None, status=scheduler.MILP_OTHER, message="Unknown")
+        return real(*args)
+
+    monkeypatch.setattr(scheduler, "_highs", flaky)
+    s = solve(site, state_for(site), flat_forecast(cfg, 500.0), cfg)
+    assert calls == [True, False]
+    assert s.status == SolveStatus.OPTIMAL
 
 
 def test_an_impossible_state_bends_soft_limits_and_says_which() -> None:
@@ -211,3 +292,120 @@ def test_always_a_plan_within_the_envelope(
     # ... and no shortfall when renewables alone exceed the largest load (2 · 559 + 40 MW).
     if min(supply) >= 1200.0:
         assert "balance_short" not in s.bent
+
+
+# --- variable step lengths: the non-uniform grid -------------------------------------------
+
+NON_UNIFORM = dict(far_step_min=60.0, near_h=6.0)
+
+
+def test_heat_recursions_are_exact_for_steps_of_any_length() -> None:
+    """u and H after steps of 15 min to 2 h, ΔQ held in each, against the exact solution of
+    du/dt = (ΔQ − u)/τ_hx, dH/dt = ΔQ − u − H/τ_rec by the matrix exponential (independent of
+    controller.lineheat).  The old Euler-like input weight Δ instead of g is 27 % off for one
+    15-min step and 2.6× off for a 1-h step, so this fails for any step-length-blind form."""
+    line = LineModel("L1")
+    tau_u, tau_h = line.hx_time_constant_h, line.heat_recovery_h
+    dt = np.array([0.25, 0.25, 1.0, 0.5, 2.0, 1.0 / 60.0])
+    dq = np.array([30.0, -50.0, 10.0, 0.0, 25.0, -5.0])
+    u0, h0 = 5.0, -3.0
+    m = np.array([[-1 / tau_u, 0.0, 1 / tau_u], [-1.0, -1 / tau_h, 1.0], [0.0, 0.0, 0.0]])
+    z = np.array([u0, h0])
+    expected = []
+    for d, q in zip(dt, dq, strict=True):
+        z = (expm(m * d) @ np.array([*z, q]))[:2]
+        expected.append(z)
+    hx, hx_in = hx_lag(line, dt)
+    u_next = hx.trajectory(u0, [(dq, hx_in)])
+    u = np.concatenate([[u0], u_next[:-1]])
+    g = heat_gain_h(line, dt)
+    h = heat_budget(line, dt).trajectory(h0, [(dq, g), (u, -g)])
+    np.testing.assert_allclose(np.column_stack([u_next, h]), np.array(expected), rtol=1e-12)
+
+
+def test_heat_budget_without_exchangers_is_exact_too() -> None:
+    line = LineModel("L1", heat_exchangers=False)
+    dt = np.array([0.25, 1.0, 3.0])
+    dq = np.array([20.0, -10.0, 5.0])
+    h = heat_budget(line, dt).trajectory(2.0, [(dq, heat_gain_h(line, dt))])
+    expected, x = [], 2.0
+    for d, q in zip(dt, dq, strict=True):  # dH/dt = ΔQ − H/τ: H → τ·ΔQ exponentially
+        x = q * line.heat_recovery_h + (x - q * line.heat_recovery_h) * math.exp(-d / 6.0)
+        expected.append(x)
+    np.testing.assert_allclose(h, expected, rtol=1e-12)
+
+
+def test_closed_form_gives_the_recursion_at_chosen_steps() -> None:
+    rng = np.random.default_rng(3)
+    n = 20
+    a = rng.uniform(0.0, 1.0, n)
+    a[[0, 7, 13]] = 0.0  # restarts, as production at midnight
+    c, d, v = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    rec = Recursion("r", a)
+    at = np.array([0, 6, 7, 12, 19])
+    e = rec.closed_form(at, [Term(np.arange(n), c)], 4.0, d)
+    value = e.const.copy()
+    np.add.at(value, e.row, e.val * v[e.col])
+    np.testing.assert_allclose(value, rec.trajectory(4.0, [(v, c)], d)[at], atol=1e-12)
+    # a restart (a[7] = 0: x[8] forgets x[7]) cuts what came before out of the expression
+    assert set(e.col[e.row == 3].tolist()) == set(range(7, 13))
+    assert set(e.col[e.row == 4].tolist()) == set(range(13, 20))
+
+
+def test_non_uniform_grid_is_fine_near_and_on_local_hours_far() -> None:
+    cfg = PlannerConfig(horizon_h=24, **NON_UNIFORM)
+    t0 = T0 + 450.0  # 08:07:30 local, off the 15-min grid
+    axis = Axis.for_config(t0, cfg, utc_offset_h=8.0)
+    np.testing.assert_allclose(axis.dt_h[:24], 0.25)
+    assert axis.dt_h[24] == pytest.approx(52.5 / 60.0)  # 14:07:30 → 15:00 local
+    np.testing.assert_allclose(axis.dt_h[25:-1], 1.0)
+    assert axis.dt_h[-1] == pytest.approx(7.5 / 60.0)  # the horizon ends at 08:07:30
+    assert axis.ends_s[-1] == pytest.approx(t0 + 24 * 3600.0)
+    local_h = (axis.times_s[25:] / 3600.0 + 8.0) % 24.0
+    np.testing.assert_allclose(local_h, np.round(local_h), atol=1e-9)
+    assert np.any(np.isclose((axis.ends_s / 3600.0 + 8.0) % 24.0, 0.0))  # midnight is an edge
+    uniform = Axis.for_config(t0, PlannerConfig(horizon_h=24), utc_offset_h=8.0)
+    np.testing.assert_array_equal(uniform.times_s, t0 + np.arange(96) * 900.0)
+
+
+def test_a_non_uniform_plan_absorbs_the_surplus_as_the_uniform_one() -> None:
+    """The top-of-band hand case on 15 min for 6 h and 1 h beyond: 420 kA throughout."""
+    line = LineModel("L1", **BAND5, heat_budget_mwh=1e4)
+    site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF))
+    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06, **NON_UNIFORM)
+    s = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg)
+    assert s.status == SolveStatus.OPTIMAL
+    assert s.step_lengths_s is not None and s.times_s.size == 24 + 18
+    assert float(np.sum(s.step_lengths_s)) == pytest.approx(24 * 3600.0)
+    np.testing.assert_allclose(s.line_current_ka["L1"], 420.0, atol=1e-6)
+    np.testing.assert_allclose(s.renewable_used_mw, 518.1, atol=1e-6)
+
+
+def test_bess_stores_a_surplus_in_the_coarse_steps_as_in_fine_ones() -> None:
+    """The BESS hand case with the 2-h surplus 8 h ahead, where the grid is hourly: it still
+    stores 160 MWh and curtails 200 − 160/η = 29.44 MWh, as on the uniform grid."""
+    line = LineModel("L1", **FIXED)
+    site = SiteModel(
+        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
+    )
+    for cfg in (PlannerConfig(horizon_h=24), PlannerConfig(horizon_h=24, **NON_UNIFORM)):
+        hours = np.arange(cfg.steps) * cfg.step_h
+        r = np.where((hours >= 8.0) & (hours < 10.0), 580.0, 380.0)
+        s = solve(site, state_for(site, b1=0.10), flat_forecast(cfg, r), cfg)
+        assert s.status == SolveStatus.OPTIMAL
+        lengths_h = (s.step_lengths_s if s.step_lengths_s is not None else 0.0) / 3600.0
+        assert float(np.sum(s.curtailed_mw * lengths_h)) == pytest.approx(
+            200.0 - 160.0 / math.sqrt(0.88), abs=1e-3
+        )
+        assert float(np.max(s.bess_soc_frac["b1"])) == pytest.approx(0.90, abs=1e-6)
+
+
+def test_forecast_is_averaged_over_each_coarse_step() -> None:
+    cfg = PlannerConfig(horizon_h=8, near_h=1.0, far_step_min=60.0)
+    times = T0 + np.arange(cfg.steps) * 900.0
+    p50 = np.arange(cfg.steps, dtype=float)  # 0, 1, 2, ... per 15 min
+    fc = fit_forecast(
+        SupplyForecast(times, p50, 0.5 * p50, 2.0 * p50), Axis.for_config(T0, cfg, 8.0)
+    )
+    np.testing.assert_allclose(fc.p50_mw, [0, 1, 2, 3, 5.5, 9.5, 13.5, 17.5, 21.5, 25.5, 29.5])
+    np.testing.assert_allclose(fc.p10_mw, 0.5 * fc.p50_mw)
