@@ -83,6 +83,11 @@ def _backtest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--step-min", type=float, help="planner step and re-planning cycle [min] (default 15)"
     )
     p.add_argument(
+        "--far-step-min",
+        type=float,
+        help="planner step beyond the first 6 h [min] (default: --step-min throughout)",
+    )
+    p.add_argument(
         "--progress", action="store_true", help="progress bar on stderr even when not a tty"
     )
 

@@ -92,11 +92,21 @@ class PlannerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         _DEFAULTS.island_bess_reserve_frac
     )
     reserve_p10: bool = _DEFAULTS.reserve_p10
+    supply_upside_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = (
+        _DEFAULTS.supply_upside_frac
+    )
+    far_step_min: Annotated[float, msgspec.Meta(ge=5.0, le=240.0)] | None = _DEFAULTS.far_step_min
+    near_h: Annotated[float, msgspec.Meta(ge=0.0, le=48.0)] = _DEFAULTS.near_h
 
     def __post_init__(self) -> None:
         steps = self.horizon_h * 60.0 / self.step_min
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError("step_min: must divide the horizon into whole steps")
+        if self.far_step_min is not None:
+            if (1440.0 / self.far_step_min) % 1.0 > 1e-9:
+                raise ValueError("far_step_min: must divide a day into whole steps")
+            if self.far_step_min < self.step_min:
+                raise ValueError("far_step_min: must not be shorter than step_min")
 
     def to_config(self) -> PlannerConfig:
         return PlannerConfig(**msgspec.structs.asdict(self))

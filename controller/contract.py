@@ -196,13 +196,20 @@ _Named = dict[Name, _Series]
 
 class PlanMessage(_Payload, frozen=True, kw_only=True):
     """The whole current plan (``smelter/controller/plan``, retained): step k covers
-    ``[times[k], times[k] + step_s)``; SOC and heat budget are at the end of each step."""
+    ``[times[k], times[k] + step_lengths_s[k])``, or ``step_s`` throughout when
+    ``step_lengths_s`` is empty (a uniform grid); SOC and heat budget are at the end of each
+    step."""
 
     plan_id: PlanId
     status: Literal["optimal", "time_limit_with_solution", "fallback"]
     reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     step_s: Annotated[float, msgspec.Meta(gt=0.0, le=86_400.0)]
+    """The first step's length [s]."""
     times: Annotated[list[Ts], msgspec.Meta(max_length=5000)]
+    step_lengths_s: Annotated[
+        list[Annotated[float, msgspec.Meta(gt=0.0, le=86_400.0)]], msgspec.Meta(max_length=5000)
+    ] = msgspec.field(default_factory=list)
+    """Each step's length [s] on a non-uniform grid (``[planner] far_step_min``)."""
     line_current_ka: _Named
     bess_power_mw: _Named = msgspec.field(default_factory=dict)
     bess_soc_frac: _Named = msgspec.field(default_factory=dict)

@@ -29,6 +29,8 @@ def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) ->
         ),
         ("[mqtt\n", "not valid TOML"),
         ("[influxx]\nurl = 'x'\n", "key 'influxx': unknown table"),
+        ("[planner]\nfar_step_min = 7\n", "key 'planner.far_step_min' = 7: must divide a day"),
+        ("[planner]\nstep_min = 30\nfar_step_min = 20\n", "must not be shorter than step_min"),
     ],
 )
 def test_check_config_names_key_value_reason(

@@ -316,6 +316,24 @@ def test_the_plan_message_round_trips_and_a_48h_5min_plan_fits() -> None:
     assert len(encode(persist.plan_message(big))) < MAX_PLAN_BYTES
 
 
+def test_a_plan_on_a_non_uniform_grid_tells_each_steps_length() -> None:
+    """With ``far_step_min`` the steps grow beyond ``near_h``: the message carries each step's
+    length, and the steps tile the horizon (so a reader need not assume ``step_s``)."""
+    core = _running_core()
+    assert core.plan is not None
+    cfg = PlannerConfig(horizon_h=48.0, step_min=15.0, far_step_min=60.0, near_h=6.0)
+    state = core.tracker.state(T0)
+    plan = scheduler.solve(SITE, state, core.plan.forecast, cfg)
+    message = decode("plan", encode(persist.plan_message(plan)), PlanMessage)
+    lengths = message.step_lengths_s
+    assert len(lengths) == len(message.times) < 48 * 4
+    assert lengths[0] == message.step_s == 900.0
+    assert max(lengths) == 3600.0
+    ends = [t + d for t, d in zip(message.times, lengths, strict=True)]
+    assert ends[:-1] == message.times[1:]
+    assert ends[-1] - message.times[0] == pytest.approx(48 * 3600.0)
+
+
 # --- /metrics and /healthz ----------------------------------------------------------------------
 
 

@@ -42,6 +42,9 @@ def plan_message(schedule: Schedule) -> PlanMessage:
         reason=schedule.reason[:1000],
         step_s=schedule.step_s,
         times=times,
+        step_lengths_s=(
+            [] if schedule.step_lengths_s is None else [float(v) for v in schedule.step_lengths_s]
+        ),
         line_current_ka={k: _series(v) for k, v in schedule.line_current_ka.items()},
         bess_power_mw={k: _series(v) for k, v in schedule.bess_power_mw.items()},
         bess_soc_frac={k: _series(v) for k, v in schedule.bess_soc_frac.items()},

@@ -187,6 +187,10 @@ def backtest_command(args: argparse.Namespace) -> int:
             planner = replace(planner, horizon_h=args.horizon_h)
         if args.step_min is not None:
             planner = replace(planner, step_min=args.step_min)
+        if args.far_step_min is not None:
+            planner = replace(planner, far_step_min=args.far_step_min)
+            if (1440.0 / args.far_step_min) % 1.0 > 1e-9 or args.far_step_min < planner.step_min:
+                raise ValueError("--far-step-min must divide a day and be >= --step-min")
         if not (planner.step_min >= 1 and float(planner.step_min).is_integer()):
             raise ValueError("--step-min must be a whole number of minutes (the plant steps 1 min)")
         if not (planner.horizon_h > 0 and planner.steps >= 1):
