@@ -88,6 +88,9 @@ class PlannerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     import_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = (
         _DEFAULTS.import_margin_frac
     )
+    variability_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = (
+        _DEFAULTS.variability_margin_frac
+    )
     island_bess_reserve_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = (
         _DEFAULTS.island_bess_reserve_frac
     )

@@ -122,6 +122,8 @@ class Built:
     grid_in: IntArray | None
     grid_out: IntArray | None
     slacks: dict[str, IntArray]
+    grid_in_margin: IntArray | None = None
+    """Import into the margin below the limit (:func:`import_margin_mw`), priced extra."""
 
 
 def _reference_currents(
@@ -510,20 +512,24 @@ def add_captive(
 def add_grid(
     lp: LinearProgram, site: SiteModel, built: Built, axis: Axis, cfg: PlannerConfig
 ) -> None:
-    """Grid: 0 ≤ g⁺ ≤ (1 − margin)·import limit, 0 ≤ g⁻ ≤ export limit; cost per MWh of import
-    w_co2·carbon + w_cost·price(hour), of export −w_cost·export price + w_r (exported
-    renewable energy is not used on site)."""
+    """Grid: 0 ≤ g⁺ ≤ limit − m, 0 ≤ m⁺ ≤ m, 0 ≤ g⁻ ≤ export limit; cost per MWh of import
+    (g⁺ + m⁺) w_co2·carbon + w_cost·price(hour), of export −w_cost·export price + w_r
+    (exported renewable energy is not used on site).
+
+    m is the import margin, :func:`import_margin_mw`: supply varies within a step, and a plan
+    that imports up to the limit makes the plant shed load on every dip.  Importing into the
+    margin (m⁺, ``slack:import_margin``) is allowed at :data:`PRICE_RESERVE_PER_MWH` on top,
+    so a site that cannot be fed otherwise still is, and the plan says so."""
     if site.grid is None:
         return
     g = site.grid
     dt = axis.dt_h
     price = np.array([g.import_price_per_mwh(site.local_hour(t)) for t in axis.times_s])
-    built.grid_in = lp.var(
-        "grid_import",
-        axis.n,
-        0.0,
-        g.import_limit_mw * (1.0 - cfg.import_margin_frac),
-        dt * (cfg.weight_co2_per_t * g.carbon_t_per_mwh + cfg.weight_cost_per_cny * price),
+    cost = dt * (cfg.weight_co2_per_t * g.carbon_t_per_mwh + cfg.weight_cost_per_cny * price)
+    margin = import_margin_mw(site, cfg)
+    built.grid_in = lp.var("grid_import", axis.n, 0.0, g.import_limit_mw - margin, cost)
+    built.grid_in_margin = lp.var(
+        "slack:import_margin", axis.n, 0.0, margin, cost + PRICE_RESERVE_PER_MWH * dt
     )
     built.grid_out = lp.var(
         "grid_export",
@@ -535,6 +541,23 @@ def add_grid(
     )
 
 
+def import_margin_mw(site: SiteModel, cfg: PlannerConfig) -> float:
+    """The import kept free below the limit [MW]: the larger of ``import_margin_frac`` of the
+    limit and ``variability_margin_frac`` of the site's wind and PV capacity, never more than
+    the limit."""
+    if site.grid is None:
+        return 0.0
+    variable_mw = sum(
+        mw
+        for name, mw in site.renewable_capacity_mw.items()
+        if site.renewable_kind.get(name, "wind") != "hydro"
+    )
+    limit = site.grid.import_limit_mw
+    return min(
+        max(cfg.import_margin_frac * limit, cfg.variability_margin_frac * variable_mw), limit
+    )
+
+
 def _supply_terms(built: Built) -> list[tuple[IntArray, float]]:
     terms: list[tuple[IntArray, float]] = [(built.used, 1.0)]
     terms += [(c, 1.0) for c in built.captive.values()]
@@ -542,6 +565,8 @@ def _supply_terms(built: Built) -> list[tuple[IntArray, float]]:
     terms += [(ch, -1.0) for ch in built.charge.values()]
     if built.grid_in is not None and built.grid_out is not None:
         terms += [(built.grid_in, 1.0), (built.grid_out, -1.0)]
+    if built.grid_in_margin is not None:
+        terms.append((built.grid_in_margin, 1.0))
     return terms
 
 

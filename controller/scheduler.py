@@ -88,6 +88,8 @@ def solve(
         if built.grid_in is not None and built.grid_out is not None
         else np.zeros(axis.n)
     )
+    if built.grid_in_margin is not None:
+        grid = grid + x[built.grid_in_margin]
     dispatch = _Dispatch(currents, bess, captive, grid, x[built.used])
     return _schedule(
         site,

@@ -71,14 +71,21 @@ def test_relinearised_around_the_previous_plan_the_load_is_exact() -> None:
     np.testing.assert_allclose(second.renewable_used_mw[1:], 518.805, atol=1e-6)
 
 
+def fixed_line_with_bess() -> SiteModel:
+    """A fixed 400-kA line (480 MW), a 100 MW / 200 MWh BESS, a 1000 MW grid, no export."""
+    return SiteModel(
+        "s",
+        (LineModel("L1", **FIXED),),
+        bess=(BessModel("b1"),),
+        grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF),
+    )
+
+
 def test_bess_stores_what_it_can_of_a_surplus() -> None:
     """Hand case: fixed 400 kA line (480 MW), R = 580 MW for 2 h then 380 MW; BESS 100 MW /
     200 MWh from SOC 10 %, η = √0.88 = 0.93808.  It can store 160 MWh (to 90 %), i.e. draw
     160/0.93808 = 170.56 MWh of the 200 MWh surplus: 29.44 MWh is curtailed, no more."""
-    line = LineModel("L1", **FIXED)
-    site = SiteModel(
-        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
-    )
+    site = fixed_line_with_bess()
     cfg = PlannerConfig(horizon_h=24)
     r = np.where(np.arange(cfg.steps) < 8, 580.0, 380.0)
     s = solve(site, state_for(site, b1=0.10), flat_forecast(cfg, r), cfg)
@@ -95,10 +102,7 @@ def test_a_lasting_surplus_is_stored_now_not_later() -> None:
     160 MWh, i.e. 1.7 h at full power.  Storing in any 1.7 h of the 6 h uses the same energy,
     but the forecast may be wrong and the plan is re-made every cycle: it must charge at once
     (a plan that charges "later" is put off again each cycle until the surplus is gone)."""
-    line = LineModel("L1", **FIXED)
-    site = SiteModel(
-        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
-    )
+    site = fixed_line_with_bess()
     cfg = PlannerConfig(horizon_h=24)
     r = np.where(np.arange(cfg.steps) < 24, 580.0, 380.0)
     s = solve(site, state_for(site, b1=0.10), flat_forecast(cfg, r), cfg)
@@ -130,10 +134,7 @@ def test_the_plan_prepares_for_the_upside_of_the_forecast() -> None:
     """Fixed 480 MW line, BESS from 10 %, supply P50 = 480 MW (no surplus) but P90 = 580 MW.
     Planning on P50 + f·(P90 − P50) the BESS expects f·100 MW to store: a missed surplus is
     lost renewable energy, a shortfall only imports."""
-    line = LineModel("L1", **FIXED)
-    site = SiteModel(
-        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
-    )
+    site = fixed_line_with_bess()
     for frac in (0.0, 0.5, 1.0):
         cfg = PlannerConfig(horizon_h=6, supply_upside_frac=frac)
         p50 = flat_forecast(cfg, 480.0)
@@ -384,10 +385,7 @@ def test_a_non_uniform_plan_absorbs_the_surplus_as_the_uniform_one() -> None:
 def test_bess_stores_a_surplus_in_the_coarse_steps_as_in_fine_ones() -> None:
     """The BESS hand case with the 2-h surplus 8 h ahead, where the grid is hourly: it still
     stores 160 MWh and curtails 200 − 160/η = 29.44 MWh, as on the uniform grid."""
-    line = LineModel("L1", **FIXED)
-    site = SiteModel(
-        "s", (line,), bess=(BessModel("b1"),), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF)
-    )
+    site = fixed_line_with_bess()
     for cfg in (PlannerConfig(horizon_h=24), PlannerConfig(horizon_h=24, **NON_UNIFORM)):
         hours = np.arange(cfg.steps) * cfg.step_h
         r = np.where((hours >= 8.0) & (hours < 10.0), 580.0, 380.0)
@@ -409,3 +407,47 @@ def test_forecast_is_averaged_over_each_coarse_step() -> None:
     )
     np.testing.assert_allclose(fc.p50_mw, [0, 1, 2, 3, 5.5, 9.5, 13.5, 17.5, 21.5, 25.5, 29.5])
     np.testing.assert_allclose(fc.p10_mw, 0.5 * fc.p50_mw)
+
+
+# --- the import margin --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "captive_max_mw", "grid_mw", "into_margin_mw"),
+    [
+        # wind 1000 MW: margin max(0.05·500, 0.08·1000) = 80 MW; the captive unit covers the
+        # 480 − 420 = 60 MW the grid may not take
+        ("wind", 600.0, 420.0, 0.0),
+        # no captive unit: the plan imports into the margin (bent), not load left unserved
+        ("wind", 0.0, 480.0, 60.0),
+        # hydro does not swing within a step: margin 0.05·500 = 25 MW, 480 ≤ 475 + 5
+        ("hydro", 0.0, 480.0, 5.0),
+    ],
+)
+def test_imports_keep_a_margin_for_supply_swinging_within_a_step(
+    kind: str, captive_max_mw: float, grid_mw: float, into_margin_mw: float
+) -> None:
+    """Hand case: a fixed 480-MW line, no renewable supply now, import limit 500 MW, imports
+    cheaper and cleaner than the captive unit."""
+    line = LineModel("L1", **FIXED)
+    captive = (
+        (CaptiveModel("c1", 0.0, captive_max_mw, 1e4, co2_t_per_mwh=2.0, cost_per_mwh=2e3),)
+        if captive_max_mw
+        else ()
+    )
+    site = SiteModel(
+        "s",
+        (line,),
+        captive=captive,
+        grid=GridModel(500.0, 0.0, 0.5, **FLAT_TARIFF),
+        renewable_capacity_mw={"r1": 1000.0},
+        renewable_kind={"r1": kind},
+    )
+    cfg = PlannerConfig(horizon_h=4)
+    s = solve(site, state_for(site), flat_forecast(cfg, 0.0), cfg)
+    assert s.status == SolveStatus.OPTIMAL
+    np.testing.assert_allclose(s.grid_mw, grid_mw, atol=1e-6)
+    np.testing.assert_allclose(
+        s.bent.get("import_margin", 0.0), into_margin_mw * cfg.steps, atol=1e-6
+    )
+    assert "balance_short" not in s.bent
