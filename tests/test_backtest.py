@@ -172,8 +172,12 @@ def test_cli_table_and_out_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str
     folder = tmp_path / "xinjiang-islanded"
     for name in ("flat.csv", "rule.csv", "flat.png", "rule.png", "summary.json"):
         assert (folder / name).stat().st_size > 0, name
-    header = (folder / "rule.csv").read_text().splitlines()[0].split(",")
-    assert "L1_current_ka" in header
+    header, *rows = (folder / "rule.csv").read_text().splitlines()
+    assert "L1_current_ka" in header.split(",")
+    assert header.split(",")[0] == "t_s"
+    times = [float(r.split(",")[0]) for r in rows]
+    assert len(times) == 75  # 0.05 days = 4.8 cycles of 15 min, rounded to 5; 1-min steps
+    assert set(np.diff(times)) == {60.0}  # the time column keeps its precision
 
 
 @pytest.mark.parametrize(

@@ -75,15 +75,17 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def write_trace_csv(result: BacktestResult, path: Path) -> None:
-    """The per-step trace as CSV, one column per series (units in the names)."""
+    """The per-step trace as CSV, one column per series (units in the names).  Values have six
+    significant digits; times (``*_s``, UNIX seconds) are written to the millisecond."""
     if result.trace is None:
         raise ValueError("this result was run without trace=True")
     columns = list(result.trace)
+    formats = ["{:.3f}" if c.endswith("_s") else "{:.6g}" for c in columns]
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         for row in zip(*(result.trace[c] for c in columns), strict=True):
-            writer.writerow([f"{v:.6g}" for v in row])
+            writer.writerow([fmt.format(v) for fmt, v in zip(formats, row, strict=True)])
 
 
 def require_matplotlib() -> None:
