@@ -137,6 +137,18 @@ def test_trace_has_the_series_the_report_plots() -> None:
     assert np.all(np.diff(r.trace["t_s"]) == 60.0)
 
 
+def test_renewable_used_after_the_first_day_is_the_rest_of_the_run() -> None:
+    """The forecasters start cold: the KPI without the first day, checked against the trace."""
+    r = run_backtest("yunnan-hydro-solar", "flat", days=1.25, seed=SEED, trace=True)
+    assert r.trace is not None
+    rest_mwh = float(np.sum(r.trace["renewable_used_mw"][24 * 60 :])) / 60.0
+    after = _num(r, "renewable_used_after_day1_mwh")
+    assert 0.0 < after < _num(r, "renewable_used_mwh")
+    assert after == pytest.approx(rest_mwh, rel=1e-4)
+    short = run_backtest("yunnan-hydro-solar", "flat", days=0.5, seed=SEED)
+    assert short.kpis["renewable_used_after_day1_mwh"] is None
+
+
 def test_oracle_supply_is_the_truth_averaged_over_each_step() -> None:
     plant = Plant(load_scenario("yunnan-hydro-solar"), SEED)
     got = _true_supply(plant)(plant.now_s, 4, 900.0)
@@ -151,10 +163,18 @@ def test_cli_json_is_one_object_per_scenario(capsys: pytest.CaptureFixture[str])
     argv = ["backtest", "--days", "0.1", "--seed", "2", "--strategy", "flat,rule", "--json"]
     assert main([*argv, "--scenario", "yunnan-hydro-solar"]) == 0
     one = json.loads(capsys.readouterr().out)
-    assert set(one) == {"scenario", "days", "seed", "results", "capture_ratio"}
+    assert set(one) == {
+        "scenario",
+        "days",
+        "seed",
+        "results",
+        "capture_ratio",
+        "capture_ratio_after_day1",
+    }
     assert (one["scenario"], one["days"], one["seed"]) == ("yunnan-hydro-solar", 0.1, 2)
     assert set(one["results"]) == {"flat", "rule"}
     assert one["capture_ratio"] is None  # no mpc, no oracle
+    assert one["capture_ratio_after_day1"] is None
     for kpis in one["results"].values():
         for key in ("renewable_used_mwh", "curtailed_mwh", "co2_t", "aluminium_t", "solves"):
             assert key in kpis

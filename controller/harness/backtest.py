@@ -41,7 +41,7 @@ from controller.harness.strategies import Context, make_strategy
 from controller.planning import FloatArray, PlannerConfig, PlantState, SolveStatus
 from controller.safety import SafetyLayer
 from controller.site import SiteModel
-from controller.state import StateTracker
+from controller.state import DAY_S, StateTracker
 from controller.supply import SupplyForecaster
 from simulator.kpi import SAFE_BATH_C, SAFE_SUPERHEAT_K, SiteStep
 from simulator.plant import Plant
@@ -189,8 +189,12 @@ def run_backtest(
     plans: Counter[str] = Counter()
     alarms: Counter[str] = Counter()
     started = time.perf_counter()
+    first_day_end_s = plant.now_s + DAY_S
+    first_day_used_mwh: float | None = None
     for cycle in range(cycles):
         now_s = plant.now_s
+        if first_day_used_mwh is None and now_s >= first_day_end_s:
+            first_day_used_mwh = _renewable_used_mwh(plant.kpi.result())
         if supply is not None and now_s >= next_weather_s:
             _, forecast = plant.weather_forecast()
             supply.observe_weather(decode("weather", encode(forecast), WeatherForecast))
@@ -225,6 +229,11 @@ def run_backtest(
         if progress is not None:
             progress(f"{sc.name} {strategy_name}", (cycle + 1) / cycles)
     kpis = plant.kpi.result()
+    kpis["renewable_used_after_day1_mwh"] = (
+        None
+        if first_day_used_mwh is None
+        else round(_renewable_used_mwh(kpis) - first_day_used_mwh, 3)
+    )
     kpis |= _solver_stats(solve_ms, plans)
     kpis["alarms"] = dict(sorted(alarms.items()))
     kpis["safety_events"] = dict(sorted(Counter(e.code for e in safety.events).items()))
@@ -246,12 +255,19 @@ def _solver_stats(solve_ms: Sequence[float], plans: Mapping[str, int]) -> dict[s
     }
 
 
-def capture_ratio(results: Mapping[str, Mapping[str, object]]) -> float | None:
-    """(mpc − flat) / (oracle − flat) renewable used; None when a term is missing or the
-    oracle gains nothing over flat (no headroom to capture)."""
+def _renewable_used_mwh(kpis: Mapping[str, object]) -> float:
+    value = kpis.get("renewable_used_mwh", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def capture_ratio(
+    results: Mapping[str, Mapping[str, object]], key: str = "renewable_used_mwh"
+) -> float | None:
+    """(mpc − flat) / (oracle − flat) renewable used (``key``); None when a term is missing or
+    the oracle gains nothing over flat (no headroom to capture)."""
     used: dict[str, float] = {}
     for name in ("flat", "mpc", "oracle"):
-        value = results.get(name, {}).get("renewable_used_mwh")
+        value = results.get(name, {}).get(key)
         if not isinstance(value, int | float):
             return None
         used[name] = float(value)
@@ -272,6 +288,7 @@ def summary(
         "seed": seed,
         "results": kpis,
         "capture_ratio": capture_ratio(kpis),
+        "capture_ratio_after_day1": capture_ratio(kpis, "renewable_used_after_day1_mwh"),
     }
 
 

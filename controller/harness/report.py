@@ -29,6 +29,7 @@ EXIT_USAGE = 2
 TABLE_ROWS = (
     ("renewable_available_mwh", "{:.0f}"),
     ("renewable_used_mwh", "{:.0f}"),
+    ("renewable_used_after_day1_mwh", "{:.0f}"),
     ("renewable_share", "{:.3f}"),
     ("curtailed_mwh", "{:.0f}"),
     ("grid_import_mwh", "{:.0f}"),
@@ -61,16 +62,17 @@ def format_table(summary: dict[str, Any]) -> str:
     width = max(12, *(len(n) + 2 for n in names))
     lines = [
         f"{summary['scenario']}  ({summary['days']:g} days, seed {summary['seed']})",
-        f"{'':<24}" + "".join(f"{n:>{width}}" for n in names),
+        f"{'':<30}" + "".join(f"{n:>{width}}" for n in names),
     ]
     for key, fmt in TABLE_ROWS:
         cells = []
         for n in names:
             value = results[n].get(key)
             cells.append("-" if value is None else fmt.format(value))
-        lines.append(f"{key:<24}" + "".join(f"{c:>{width}}" for c in cells))
-    ratio = summary["capture_ratio"]
-    lines.append(f"{'capture_ratio':<24}{'-' if ratio is None else f'{ratio:.3f}':>{width}}")
+        lines.append(f"{key:<30}" + "".join(f"{c:>{width}}" for c in cells))
+    for key in ("capture_ratio", "capture_ratio_after_day1"):
+        ratio = summary.get(key)
+        lines.append(f"{key:<30}{'-' if ratio is None else f'{ratio:.3f}':>{width}}")
     return "\n".join(lines)
 
 
