@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 BACKOFF_INITIAL_S: Final = 0.5
 BACKOFF_MAX_S: Final = 30.0
 CLIENT_TIMEOUT_S: Final = 5.0
-"""aiomqtt's wait for CONNACK, SUBACK, PUBACK and the disconnect: bounds a stop on a dead link."""
+"""aiomqtt's wait for CONNACK, SUBACK and the disconnect: bounds a stop on a dead link."""
+PUBLISH_TIMEOUT_S: Final = 60.0
+"""A QoS 1 publish's wait for its PUBACK.  The PUBACK queues behind whatever the broker is
+sending us: under a burst of telemetry it can take seconds, which is not a lost link
+(keepalive tells that), and a reconnect would only make the backlog worse."""
 
 
 class Backoff:

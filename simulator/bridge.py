@@ -32,6 +32,7 @@ import msgspec
 
 from controller.contract import FileError, MqttSettings, Topics, encode
 from controller.mqttlink import (
+    PUBLISH_TIMEOUT_S,
     Backoff,
     LinkLog,
     check_tls,
@@ -330,6 +331,7 @@ async def _publish_pending(client: aiomqtt.Client, outbox: _Outbox) -> None:
                 publication.payload,
                 qos=publication.qos,
                 retain=publication.retain,
+                timeout=PUBLISH_TIMEOUT_S,
             )
         except (aiomqtt.MqttError, asyncio.CancelledError):
             # The next connection is a new client, which does not know what this one had in

@@ -39,6 +39,7 @@ from controller.daemon import persist
 from controller.daemon.core import ControllerCore, PlanJob, Publication
 from controller.daemon.http import serve_http
 from controller.mqttlink import (
+    PUBLISH_TIMEOUT_S,
     Backoff,
     LinkLog,
     check_tls,
@@ -60,7 +61,6 @@ SAVE_MIN_WALL_S: Final = 1.0
 """The state file is written after every dispatch (at most once a second) and every 10 s."""
 SOLVER_MARGIN_S: Final = 5.0
 """Wall-clock slack on top of the solver's own time limit before the daemon gives up on it."""
-PUBLISH_TIMEOUT_S: Final = 60.0
 MAX_PENDING: Final = 1000
 """Publications queued while the link is down; setpoints among them are dropped first."""
 
@@ -354,8 +354,6 @@ class Daemon:
     async def _publish_pending(self, client: aiomqtt.Client) -> None:
         while self._pending:
             pub = self._pending[0]
-            # A PUBACK waits behind whatever the broker is sending us: under a burst of
-            # telemetry it can take seconds, which is not a lost link (keepalive tells that).
             await client.publish(
                 pub.topic, pub.payload, qos=pub.qos, retain=pub.retain, timeout=PUBLISH_TIMEOUT_S
             )
