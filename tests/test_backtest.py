@@ -18,7 +18,7 @@ DAYS = 1.0
 SEED = 1
 HARNESS_KEYS = frozenset(
     {"solves", "fallback_plans", "time_limit_plans", "alarms", "safety_events"}
-    | {"rejected_commands"}
+    | {"rejected_commands", "renewable_used_after_day1_mwh"}
     | TIMING_KEYS
 )
 PROTECTION_CODES = frozenset({"clamped", "expired", "expired_on_arrival", "watchdog"})
