@@ -7,6 +7,7 @@ case is exact.  The integration through Mosquitto is in tests/test_daemon.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -314,6 +315,25 @@ def test_the_plan_message_round_trips_and_a_48h_5min_plan_fits() -> None:
     job = core.take_plan_job()
     big = scheduler.fallback(SITE, state, job.forecast if job else core.plan.forecast, cfg, "x")
     assert len(encode(persist.plan_message(big))) < MAX_PLAN_BYTES
+
+
+def test_solves_near_the_time_limit_are_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The default time limit is 10 s: 6 s is slow (> half), 2 s is not.  One warning per slow
+    spell, naming the remedy, and one line when solves are fast again."""
+    core = _running_core()
+    assert core.plan is not None
+    caplog.set_level(logging.INFO, logger="controller.daemon.core")
+    state = core.tracker.state(T0)
+    for solve_ms in (2_000.0, 6_000.0, 7_000.0, 2_000.0, 6_000.0):
+        plan = scheduler.fallback(SITE, state, core.plan.forecast, PlannerConfig(), "x")
+        core.on_schedule(dataclasses.replace(plan, solve_ms=solve_ms))
+    messages = [r.getMessage() for r in caplog.records if r.name == "controller.daemon.core"]
+    slow = [m for m in messages if "of the solver's 10 s time limit" in m]
+    assert len(slow) == 2
+    assert "6.0 s" in slow[0] and "far_step_min" in slow[0]
+    assert sum("planning back within 5 s" in m for m in messages) == 1
 
 
 def test_a_plan_on_a_non_uniform_grid_tells_each_steps_length() -> None:

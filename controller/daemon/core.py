@@ -67,6 +67,9 @@ BACKWARD_TOLERANCE_WALL_S: Final = 2.0
 clock jump back."""
 MIN_REPLAN_FRAC: Final = 0.25
 """Early re-plans are at least this share of a cycle apart."""
+SLOW_SOLVE_FRAC: Final = 0.5
+"""A solve that takes more than this share of the solver's time limit is warned about: the
+next, a little harder, may end in the fallback plan."""
 
 TELEMETRY_KINDS: Final = ("potline", "bess", "captive", "renewable", "grid")
 
@@ -160,6 +163,7 @@ class ControllerCore:
         self.plans_made = 0
         self.fallback_plans = 0
         self.last_solve_ms = 0.0
+        self._slow_solves = False
         self.setpoints_sent = 0
         self.alarms: dict[str, int] = {}
         self._seen: dict[tuple[str, str], float] = {}
@@ -328,6 +332,7 @@ class ControllerCore:
         self._plan_failure = ""
         self.plans_made += 1
         self.last_solve_ms = schedule.solve_ms
+        self._watch_solve_time(schedule.solve_ms)
         if schedule.status == SolveStatus.FALLBACK:
             self.fallback_plans += 1
             log.warning("planner fell back to the safe plan: %s", schedule.reason)
@@ -340,6 +345,22 @@ class ControllerCore:
         now = self.clock.now_s
         if now is not None and not self._silent:
             self._dispatch(now)
+
+    def _watch_solve_time(self, solve_ms: float) -> None:
+        """Warn once when solves come near the time limit, and once when they are fast again."""
+        limit_s = self.planner.time_limit_s
+        slow = solve_ms > SLOW_SOLVE_FRAC * limit_s * 1e3
+        if slow and not self._slow_solves:
+            log.warning(
+                "planning took %.1f s of the solver's %g s time limit; past it the plan is the "
+                "safe fallback. Set [planner] far_step_min = 60, or shorten horizon_h or "
+                "lengthen step_min (docs/scheduler.md, Solve time)",
+                solve_ms / 1e3,
+                limit_s,
+            )
+        elif not slow and self._slow_solves:
+            log.info("planning back within %g s of the time limit", SLOW_SOLVE_FRAC * limit_s)
+        self._slow_solves = slow
 
     def on_plan_failed(self, reason: str) -> None:
         """No plan at all (not even the fallback plan): drop the plan, send safe setpoints."""
