@@ -10,8 +10,9 @@ strongly correlated.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Collection
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from forecasting.plant import PlantForecaster
 from forecasting.types import WeatherInput
 
 Kind = Literal["pv", "wind", "hydro"]
+FORECASTERS_VERSION = 1
+"""Bumped whenever the forecasters' classes change shape: an older dump is then not loaded."""
 
 
 class SupplyForecaster:
@@ -39,6 +42,50 @@ class SupplyForecaster:
             )
             for name, capacity in site.renewable_capacity_mw.items()
         }
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What learned forecasters are only valid for: the plants and the site's position."""
+        plants = sorted(
+            (name, self.site.renewable_kind.get(name, "pv"), float(capacity))
+            for name, capacity in self.site.renewable_capacity_mw.items()
+        )
+        position = (self.site.latitude_deg, self.site.longitude_deg, self.site.altitude_m)
+        return (tuple(plants), position)
+
+    def dumps(self, last_ts: float) -> bytes:
+        """The learned forecasters as bytes, for a restart (``last_ts``: plant time now)."""
+        state = {
+            "version": FORECASTERS_VERSION,
+            "fingerprint": self.fingerprint(),
+            "last_ts": float(last_ts),
+            "plants": self.plants,
+        }
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def loads(cls, site: SiteModel, data: bytes) -> tuple[SupplyForecaster, float]:
+        """Forecasters from :meth:`dumps` and the plant time they were saved at.
+
+        A pickle runs code as it loads: only ever call this on a file that only this service
+        can write (the daemon checks).  Raises ValueError on anything unusable, with the reason.
+        """
+        fresh = cls(site)
+        try:
+            state = pickle.loads(data)  # our own private file, checked by the caller
+        except Exception as exc:  # a damaged pickle can raise almost anything
+            raise ValueError(f"not a forecaster dump ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(state, dict) or state.get("version") != FORECASTERS_VERSION:
+            version = state.get("version") if isinstance(state, dict) else None
+            raise ValueError(f"version {version}, expected {FORECASTERS_VERSION}")
+        if state.get("fingerprint") != fresh.fingerprint():
+            raise ValueError("saved for other renewable plants or another site position")
+        plants = state.get("plants")
+        if not isinstance(plants, dict) or set(plants) != set(fresh.plants):
+            raise ValueError("the plants do not match")
+        if not all(isinstance(p, PlantForecaster) for p in plants.values()):
+            raise ValueError("not forecasters")
+        fresh.plants = plants
+        return fresh, float(state.get("last_ts", 0.0))
 
     def observe_telemetry(self, plant: str, payload: RenewableTelemetry) -> None:
         forecaster = self.plants.get(plant)

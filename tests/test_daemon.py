@@ -227,6 +227,9 @@ async def test_hold_and_manual_take_effect_and_survive_a_restart(
             assert sp.current_ka > held  # ramping towards the clamped request
         saved = persist.load(state).state
         assert saved is not None and saved.mode is not None and saved.mode.mode == Mode.MANUAL
+        # the forecasters' learning was kept at the stop, for the next daemon to read
+        kept = persist.load_forecasters(persist.forecasters_path(state), d.core.site)
+        assert kept.problem == "" and kept.supply is not None
         # a new daemon, no mode command re-sent (it was not retained): still manual
         async with controller(daemon_config(broker, prefix, state)) as d2:
             async with watcher(broker, prefix, "command/#", "controller/status") as w:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 
 from controller import scheduler
@@ -384,3 +386,75 @@ async def test_metrics_and_healthz_report_what_the_core_counts(tmp_path: Path) -
         assert (await _get(port, "/nope"))[0] == 404
     finally:
         server.close()
+
+
+# --- the forecasters across a restart ----------------------------------------------------------
+
+
+def _learned_core(hours: float = 30.0) -> tuple[ControllerCore, float]:
+    """A core whose PV forecaster has seen ``hours`` of a clear-sky-like day curve."""
+    core = _core()
+    ts = T0
+    for k in range(int(hours * 60)):
+        ts = T0 + 60.0 * k
+        local_h = (ts / 3600.0 + 8.0) % 24.0
+        mw = 280.0 * max(0.0, math.sin((local_h - 6.0) / 12.0 * math.pi))
+        payload = RenewableTelemetry(
+            ts=ts, kind=RenewableKind.PV, power_mw=mw, available_mw=mw, capacity_mw=300.0
+        )
+        core.on_message(TOPICS.renewable("pv1"), encode(payload), 60.0 * k / 1200.0)
+    return core, ts
+
+
+def _forecast_p50(core: ControllerCore, ts: float) -> np.ndarray:
+    times = ts + 900.0 * np.arange(1, 97)
+    return core.supply.forecast(ts, times).p50_mw
+
+
+def test_forecasters_survive_a_restart(tmp_path: Path) -> None:
+    """Saved, read back by a new core: the same forecast as before the restart, where a cold
+    core's is another."""
+    core, ts = _learned_core()
+    path = persist.forecasters_path(tmp_path / "state.json")
+    data = core.forecasters_dump()
+    assert data is not None
+    persist.save_forecasters(path, data)
+    assert path.stat().st_mode & 0o777 == 0o600
+    kept = persist.load_forecasters(path, SITE)
+    assert kept.problem == "" and kept.supply is not None and kept.saved_ts == ts
+    fresh = _core()
+    fresh.restore_forecasters(kept.supply, kept.saved_ts)
+    np.testing.assert_array_equal(_forecast_p50(fresh, ts), _forecast_p50(core, ts))
+    assert not np.allclose(_forecast_p50(_core(), ts), _forecast_p50(core, ts), atol=1.0)
+    _feed(fresh, ts + 60.0, 100.0)  # the age check at the first telemetry: 60 s, kept
+    assert fresh.supply is kept.supply
+    assert fresh.forecasters_dump() is not None
+
+
+def test_forecasters_that_cannot_be_trusted_are_not_loaded(tmp_path: Path) -> None:
+    core, _ = _learned_core(hours=2.0)
+    data = core.forecasters_dump()
+    assert data is not None
+    path = tmp_path / "state.json.forecasters"
+    persist.save_forecasters(path, data)
+    path.chmod(0o666)  # anyone may write it: a pickle from anyone runs their code
+    kept = persist.load_forecasters(path, SITE)
+    assert kept.supply is None and "another user" in kept.problem and path.exists()
+    path.chmod(0o600)
+    other = dataclasses.replace(SITE, renewable_capacity_mw={"pv1": 400.0})
+    kept = persist.load_forecasters(path, other)
+    assert kept.supply is None and "other renewable plants" in kept.problem
+    assert not path.exists() and list(tmp_path.glob("state.json.forecasters.unreadable-*"))
+    persist.save_forecasters(path, b"\x80\x05not a pickle")
+    kept = persist.load_forecasters(path, SITE)
+    assert kept.supply is None and "not a forecaster dump" in kept.problem
+    assert persist.load_forecasters(tmp_path / "none", SITE) == persist.LoadedForecasters(None)
+
+
+def test_forecasters_from_another_season_start_afresh() -> None:
+    core, ts = _learned_core(hours=2.0)
+    restored = _core()
+    restored.restore_forecasters(core.supply, ts - 30 * 86_400.0)
+    _feed(restored, ts, 0.0)
+    assert restored.supply is not core.supply
+    assert any("started afresh" in r for r in restored.status().reasons)

@@ -67,6 +67,9 @@ BACKWARD_TOLERANCE_WALL_S: Final = 2.0
 clock jump back."""
 MIN_REPLAN_FRAC: Final = 0.25
 """Early re-plans are at least this share of a cycle apart."""
+MAX_FORECASTERS_AGE_S: Final = 14 * 86_400.0
+"""Forecasters saved longer ago than this (plant time) are not resumed: their residual pools
+describe another season."""
 SLOW_SOLVE_FRAC: Final = 0.5
 """A solve that takes more than this share of the solver's time limit is warned about: the
 next, a little harder, may end in the fallback plan."""
@@ -177,6 +180,9 @@ class ControllerCore:
         self._notices: dict[str, float] = {}
         """Transient reasons → plant time until which they show in the status."""
         self._pending_restore: SavedState | None = None
+        self._forecasters_saved_ts: float | None = None
+        """Set while restored forecasters wait for the first telemetry to check their age."""
+        self._last_weather: WeatherForecast | None = None
         self._held: dict[Key, float] = {}
         self._outbox: list[Publication] = []
         self.recorder: Recorder | None = None
@@ -203,6 +209,7 @@ class ControllerCore:
         if isinstance(payload, WeatherForecast):
             if asset == self.site_name:
                 self.supply.observe_weather(payload)
+                self._last_weather = payload
             return
         if isinstance(payload, PlantAlarm):
             self.alarms[payload.code] = self.alarms.get(payload.code, 0) + 1
@@ -221,6 +228,8 @@ class ControllerCore:
         self.clock.advance(ts, wall_s)
         if self._pending_restore is not None:
             self._resume(self._pending_restore, ts)
+        if self._forecasters_saved_ts is not None:
+            self._check_forecasters(self._forecasters_saved_ts, ts)
         self._seen[kind, asset] = max(ts, self._seen.get((kind, asset), ts))
         self.tracker.observe_telemetry(kind, asset, payload)
         if isinstance(payload, PotlineTelemetry):
@@ -253,6 +262,40 @@ class ControllerCore:
         split = (k.split("/", 1) for k in saved.applied)
         self._held = {(p[0], p[1]): saved.applied[f"{p[0]}/{p[1]}"] for p in split if len(p) == 2}
         self._pending_restore = saved
+
+    def restore_forecasters(self, supply: SupplyForecaster, saved_ts: float) -> None:
+        """Use forecasters kept from before a restart (their age is checked at the first
+        telemetry); the newest weather forecast already received is given to them."""
+        self.supply = supply
+        self._forecasters_saved_ts = saved_ts
+        if self._last_weather is not None:
+            self.supply.observe_weather(self._last_weather)
+
+    def forecasters_dump(self) -> bytes | None:
+        """The forecasters' learning for :func:`persist.save_forecasters` (None before the
+        first telemetry, or while restored ones still wait for it)."""
+        now = self.clock.now_s
+        if now is None or self._forecasters_saved_ts is not None:
+            return None
+        return self.supply.dumps(now)
+
+    def _check_forecasters(self, saved_ts: float, ts: float) -> None:
+        self._forecasters_saved_ts = None
+        age_s = ts - saved_ts
+        if 0.0 <= age_s <= MAX_FORECASTERS_AGE_S:
+            log.info("forecasters resumed, saved %.0f s before (plant time)", age_s)
+            return
+        log.warning(
+            "forecasters saved %.1f h from now in plant time: starting them afresh", age_s / 3600
+        )
+        self._fresh_forecasters()
+        self.notice(f"forecasters saved {age_s / 3600:.1f} h from now: started afresh")
+
+    def _fresh_forecasters(self) -> None:
+        """New forecasters (no history), given the newest weather forecast received."""
+        self.supply = SupplyForecaster(self.site)
+        if self._last_weather is not None:
+            self.supply.observe_weather(self._last_weather)
 
     def notice(self, reason: str, for_s: float | None = None) -> None:
         """A transient reason for the status (shown for one cycle by default)."""
@@ -541,7 +584,7 @@ class ControllerCore:
         # The jump is not time the plant ran: no heat or production is integrated over it, and
         # the forecasters' history, on the old time base, starts again.
         self.tracker.rebase(ts)
-        self.supply = SupplyForecaster(self.site)
+        self._fresh_forecasters()
         self._seen = dict.fromkeys(self._seen, ts)
         log.warning("%s: ramp references re-based, re-planning", jump)
         self._event("clock", "jump", jump)

@@ -5,7 +5,8 @@
 line's heat budget, exchanger lag, production today and band usage, the operator's mode, the
 last setpoints and the last plan.  :func:`save` writes it atomically (temporary file, fsync,
 rename), so a crash mid-write leaves the previous file whole; :func:`load` says why a file
-cannot be used instead of raising.
+cannot be used instead of raising.  The renewable forecasters' learning is kept beside it
+(:func:`save_forecasters`, :func:`load_forecasters`), so a restart does not forecast cold.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import numpy as np
 
 from controller.contract import ModeCommand, PlanMessage
 from controller.planning import FloatArray, Schedule
+from controller.site import SiteModel
 from controller.state import LineSnapshot
+from controller.supply import SupplyForecaster
 
 STATE_VERSION: Final = 1
 
@@ -90,10 +93,15 @@ _decoder = msgspec.json.Decoder(SavedState)
 
 def save(path: Path, state: SavedState) -> None:
     """Write ``state`` to ``path`` atomically: readers see the old file or the new, never half."""
+    write_atomic(path, _encoder.encode(state))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temporary file (readable by the owner only), fsync, rename, fsync of the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = _encoder.encode(state)
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -103,6 +111,59 @@ def save(path: Path, state: SavedState) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def forecasters_path(state_path: Path) -> Path:
+    """Where the forecasters are kept: beside the state file (``state.json.forecasters``)."""
+    return state_path.with_name(f"{state_path.name}.forecasters")
+
+
+def save_forecasters(path: Path, data: bytes) -> None:
+    """Write :meth:`SupplyForecaster.dumps` bytes atomically, readable by the owner only."""
+    write_atomic(path, data)
+
+
+@dataclass(frozen=True)
+class LoadedForecasters:
+    """The forecasters read and the plant time they were saved at, or None with the reason."""
+
+    supply: SupplyForecaster | None
+    saved_ts: float = 0.0
+    problem: str = ""
+
+
+def load_forecasters(path: Path, site: SiteModel) -> LoadedForecasters:
+    """Read the forecasters kept by :func:`save_forecasters`.
+
+    The file is a pickle, which runs code as it loads: it is read only if this user owns it
+    and nobody else may write it (or its directory).  A file that cannot be used is moved
+    aside (``.unreadable-<time>``)."""
+    try:
+        st = path.stat()
+        parent = path.parent.stat()
+    except FileNotFoundError:
+        return LoadedForecasters(None)
+    except OSError as exc:
+        return LoadedForecasters(None, problem=f"forecasters {path} unreadable: {exc.strerror}")
+    uid = os.getuid()
+    if st.st_uid != uid or st.st_mode & 0o022 or parent.st_mode & 0o002:
+        return LoadedForecasters(
+            None,
+            problem=f"forecasters {path} not loaded: it (or its directory) can be written by "
+            "another user, and the file is a pickle, which runs code as it loads",
+        )
+    try:
+        supply, saved_ts = SupplyForecaster.loads(site, path.read_bytes())
+    except (OSError, ValueError) as exc:
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            aside = path
+        return LoadedForecasters(
+            None, problem=f"forecasters {path} unusable ({str(exc)[:200]}); kept as {aside}"
+        )
+    return LoadedForecasters(supply, saved_ts)
 
 
 def load(path: Path) -> Loaded:

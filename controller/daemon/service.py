@@ -59,6 +59,8 @@ TICK_S: Final = 0.2
 SAVE_EVERY_WALL_S: Final = 10.0
 SAVE_MIN_WALL_S: Final = 1.0
 """The state file is written after every dispatch (at most once a second) and every 10 s."""
+SAVE_FORECASTERS_WALL_S: Final = 300.0
+"""The forecasters' learning (a few MB) is written every 5 min and at a stop."""
 SOLVER_MARGIN_S: Final = 5.0
 """Wall-clock slack on top of the solver's own time limit before the daemon gives up on it."""
 MAX_PENDING: Final = 1000
@@ -116,6 +118,8 @@ class Daemon:
         self._solving: asyncio.Future[Schedule] | None = None
         self._planner_task: asyncio.Task[None] | None = None
         self._last_save_wall_s = -SAVE_EVERY_WALL_S
+        self._last_forecasters_wall_s = 0.0
+        self.forecasters_path = persist.forecasters_path(self.state_path)
         self.planning = True
 
     # --- start ----------------------------------------------------------------------------
@@ -130,6 +134,13 @@ class Daemon:
             self.core.notice(f"{loaded.problem}; started from nominal assumptions")
         else:
             log.info("no state file at %s: starting fresh", self.state_path)
+        kept = persist.load_forecasters(self.forecasters_path, self.core.site)
+        if kept.supply is not None:
+            self.core.restore_forecasters(kept.supply, kept.saved_ts)
+            log.info("forecasters read from %s", self.forecasters_path)
+        elif kept.problem:
+            log.error("%s: forecasting from scratch", kept.problem)
+            self.core.notice(f"{kept.problem}; forecasting from scratch")
 
     async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
         """Serve until ``stop`` is set, then shut down in stages."""
@@ -189,6 +200,8 @@ class Daemon:
         log.info("stopping: saving state and flushing logs")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.to_thread(self._save_state, now), stage_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._save_forecasters(), stage_s)
         if self.sink is not None:
             self.core.recorder = None
             await self.sink.close(stage_s)
@@ -227,6 +240,9 @@ class Daemon:
             if since_s >= SAVE_EVERY_WALL_S or (self.core.dirty and since_s >= SAVE_MIN_WALL_S):
                 self._last_save_wall_s = now
                 await asyncio.to_thread(self._save_state, now)
+            if now - self._last_forecasters_wall_s >= SAVE_FORECASTERS_WALL_S:
+                self._last_forecasters_wall_s = now
+                await self._save_forecasters()
             await sleep_unless_stopped(stop, TICK_S)
 
     async def _plan(self, job: PlanJob) -> None:
@@ -268,6 +284,16 @@ class Daemon:
             persist.save(self.state_path, saved)
         except OSError as exc:
             log.error("cannot write the state file %s: %s", self.state_path, exc)
+
+    async def _save_forecasters(self) -> None:
+        # pickled here, on the loop, so that no message changes them half-way; written aside
+        data = self.core.forecasters_dump()
+        if data is None:
+            return
+        try:
+            await asyncio.to_thread(persist.save_forecasters, self.forecasters_path, data)
+        except OSError as exc:
+            log.error("cannot write the forecasters to %s: %s", self.forecasters_path, exc)
 
     # --- link -----------------------------------------------------------------------------
 
