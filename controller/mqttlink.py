@@ -4,7 +4,8 @@ The daemon and the simulator's bridge connect the same way: one fresh :mod:`aiom
 attempt built from the ``[mqtt]`` settings (:func:`make_client`), TLS files checked at start
 (:func:`check_tls`), the password fetched from where the config names it
 (:func:`resolve_password`), reconnects with capped, jittered backoff (:class:`Backoff`) and an
-outage logged once when it starts and once when it ends (:class:`LinkLog`).  Like
+outage logged once when it starts and once when it ends (:class:`LinkLog`); messages the client
+had to drop because its incoming queue was full are counted (:data:`INCOMING_DROPS`).  Like
 :mod:`controller.contract`, the simulator may import it (DESIGN §2, tests/test_layering.py).
 """
 
@@ -35,6 +36,55 @@ PUBLISH_TIMEOUT_S: Final = 60.0
 """A QoS 1 publish's wait for its PUBACK.  The PUBACK queues behind whatever the broker is
 sending us: under a burst of telemetry it can take seconds, which is not a lost link
 (keepalive tells that), and a reconnect would only make the backlog worse."""
+
+
+class _IncomingDrops(logging.Filter):
+    """Counts the messages aiomqtt drops when its incoming queue is full.
+
+    aiomqtt says so with one warning per message on the logger it is given; this filter on that
+    logger counts them, lets the first of a burst through and holds back the rest, and logs how
+    many were dropped once none has been for :data:`QUIET_S` (checked by :meth:`settle`, which
+    the daemon calls every tick, and at the client's next other log record).
+    """
+
+    MESSAGE: Final = "Message queue is full. Discarding message."
+    QUIET_S: Final = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+        self._burst = 0
+        self._last_drop_s = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.MESSAGE:
+            self.settle()
+            return True
+        self.total += 1
+        self._burst += 1
+        self._last_drop_s = time.monotonic()
+        if self._burst == 1:
+            record.msg = (
+                "incoming queue full: dropping messages (the loop is not keeping up with the "
+                "broker); counted, and summed up when it is over"
+            )
+            return True
+        return False
+
+    def settle(self) -> None:
+        """Sum up a burst of drops that is over."""
+        if self._burst == 0 or time.monotonic() - self._last_drop_s < self.QUIET_S:
+            return
+        if self._burst > 1:
+            log.warning("incoming queue full: %d messages were dropped", self._burst)
+        self._burst = 0
+
+
+INCOMING_DROPS: Final = _IncomingDrops()
+"""Messages dropped by this process's MQTT clients for a full incoming queue (``.total``)."""
+CLIENT_LOG: Final = logging.getLogger(f"{__name__}.client")
+"""The logger given to every aiomqtt client (and through it to paho)."""
+CLIENT_LOG.addFilter(INCOMING_DROPS)
 
 
 class Backoff:
@@ -151,6 +201,7 @@ def make_client(
         keepalive=settings.keepalive_s,
         timeout=CLIENT_TIMEOUT_S,
         max_queued_incoming_messages=max_queued_incoming,
+        logger=CLIENT_LOG,
         will=will,
         tls_params=tls_params,
         tls_insecure=tls_insecure,

@@ -381,6 +381,7 @@ async def test_metrics_and_healthz_report_what_the_core_counts(tmp_path: Path) -
         assert code == 200
         assert 'smelter_messages_rejected_total{kind="malformed_json"} 2.0' in body
         assert 'smelter_controller_state{state="starting"} 1.0' in body
+        assert "smelter_mqtt_incoming_dropped_total " in body
         code, body = await _get(port, "/healthz")
         assert code == 200 and msgspec.json.decode(body)["state"] == "starting"
         assert (await _get(port, "/nope"))[0] == 404

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from controller.contract import REJECT_KINDS, ControllerState
+from controller.mqttlink import INCOMING_DROPS
 
 if TYPE_CHECKING:
     from controller.daemon.service import Daemon
@@ -45,6 +46,11 @@ class DaemonCollector(Collector):
         for kind in REJECT_KINDS:
             rejected.add_metric([kind], core.ingest.rejected.get(kind, 0))
         yield rejected
+        yield CounterMetricFamily(
+            "smelter_mqtt_incoming_dropped",
+            "Messages the MQTT client dropped because its incoming queue was full",
+            value=INCOMING_DROPS.total,
+        )
         status = core.status()
         state = GaugeMetricFamily(
             "smelter_controller_state", "1 for the controller's current state", labels=["state"]

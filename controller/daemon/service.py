@@ -39,6 +39,7 @@ from controller.daemon import persist
 from controller.daemon.core import ControllerCore, PlanJob, Publication
 from controller.daemon.http import serve_http
 from controller.mqttlink import (
+    INCOMING_DROPS,
     PUBLISH_TIMEOUT_S,
     Backoff,
     LinkLog,
@@ -231,6 +232,7 @@ class Daemon:
             now = self._monotonic()
             self.stats.last_tick_wall_s = now
             self.core.tick(now)
+            INCOMING_DROPS.settle()
             if self.planning and (self._solving is None or self._solving.done()):
                 job = self.core.take_plan_job()
                 if job is not None:
