@@ -23,7 +23,7 @@ from controller.contract import (
     PotlineTelemetry,
     RenewableTelemetry,
 )
-from controller.lineheat import heat_budget, hx_lag
+from controller.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.planning import FloatArray, LineState, PlantState
 from controller.recursion import Recursion
 from controller.site import LineModel, SiteModel
@@ -36,10 +36,11 @@ HISTORY_S = 3 * DAY_S
 
 
 @functools.lru_cache(maxsize=256)
-def _recursions(model: LineModel, dt_h: float) -> tuple[tuple[Recursion, float], Recursion]:
-    """The exchanger-lag and heat-budget recursions for an interval: built once per length
+def _recursions(model: LineModel, dt_h: float) -> tuple[tuple[Recursion, float], Recursion, float]:
+    """The exchanger-lag and heat-budget recursions for an interval and the budget's input
+    weight g (:func:`heat_gain_h`), the same as the planner's: built once per length
     (telemetry comes at a steady rate, so a handful of lengths recur)."""
-    return hx_lag(model, dt_h), heat_budget(model, dt_h)
+    return hx_lag(model, dt_h), heat_budget(model, dt_h), heat_gain_h(model, dt_h)
 
 
 class LineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,8 +99,8 @@ class _Line:
         # split at local midnight so production resets exactly there
         midnight_s = (site.local_day(start) + 1) * DAY_S - site.utc_offset_h * 3600.0
         for a, b in ((start, min(t_s, midnight_s)), (max(start, midnight_s), t_s)):
-            # Sub-steps: the budget's integral uses the exchangers' lag at the start of each
-            # interval, which is exact enough for telemetry's seconds, not for a long gap.
+            # Sub-steps: exact for a held current either way; they keep the band-usage window
+            # fine-grained over a long gap.
             n = math.ceil((b - a) / MAX_INTEGRATION_STEP_S) if b > a else 0
             for i in range(n):
                 self._integrate(a + (b - a) * i / n, a + (b - a) * (i + 1) / n, site)
@@ -113,10 +114,11 @@ class _Line:
             self.day, self.produced_today_t = day, 0.0
         self.produced_today_t += m.production_t_per_h(self.current_ka, self.pots_online) * dt_h
         dq_mw = m.heat_mw(self.current_ka) - m.heat_mw(m.nominal_current_ka)
-        # the recursions are built for this interval's length: a variable step is exact
-        (hx, hx_in), budget = _recursions(m, dt_h)
+        # the recursions are built for this interval's length, and exact for it (the current
+        # held): the tracker and the planner integrate the same model
+        (hx, hx_in), budget, gain_h = _recursions(m, dt_h)
         u = self.hx_lag_mw
-        self.heat_budget_mwh = budget.step(self.heat_budget_mwh, dt_h * (dq_mw - u))
+        self.heat_budget_mwh = budget.step(self.heat_budget_mwh, gain_h * (dq_mw - u))
         self.hx_lag_mw = hx.step(u, hx_in * dq_mw)
         i_n = m.nominal_current_ka
         depth_deep = max((m.band_low_frac - m.deep_low_frac) * i_n, 1e-9)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from controller.contract import PotlineTelemetry, RenewableKind, RenewableTelemetry
+from controller.planning import LineState
+from controller.scheduler import heat_trajectory
 from controller.site import LineModel, SiteModel
 from controller.state import StateTracker
 
@@ -46,13 +49,31 @@ def test_fresh_start_assumes_nominal_production_since_midnight() -> None:
 
 def test_heat_budget_of_a_step_down_matches_the_lag_integral() -> None:
     """A step from 400 to 340 kA held long: H tends to −ΔQ·τ_hx (decayed by recovery).  With
-    recovery off, H → ΔQ·τ_hx exactly: ΔQ = Q(340) − Q(400) [MW], τ_hx = 0.5 h."""
+    recovery off, H → ΔQ·τ_hx exactly: ΔQ = Q(340) − Q(400) [MW], τ_hx = 0.5 h (after 12 h
+    the lag's e^−24 is gone)."""
     line = LineModel("L1", heat_recovery_h=1e9)
     t = StateTracker(SiteModel("s", (line,)))
     for k in range(12 * 60 + 1):
         t.observe_telemetry("potline", "L1", potline(T0 + 60 * k, 340.0 if k else 400.0))
     dq = line.heat_mw(340.0) - line.heat_mw(400.0)
-    assert t.state(T0 + 12 * 3600).lines["L1"].heat_budget_mwh == pytest.approx(dq * 0.5, rel=0.02)
+    assert t.state(T0 + 12 * 3600).lines["L1"].heat_budget_mwh == pytest.approx(dq * 0.5, rel=1e-6)
+
+
+def test_the_tracker_and_the_planner_integrate_the_same_heat_budget() -> None:
+    """Currents held for 15 min each, told every minute to the tracker: its heat budget at each
+    quarter hour is the planner's trajectory for 15-min steps (one model, exact per step).
+    The tracker's old Euler weight Δ instead of g was 2 % off here."""
+    line = LineModel("L1")
+    t = StateTracker(SiteModel("s", (line,)))
+    currents = np.array([400.0, 360.0, 340.0, 340.0, 420.0, 440.0, 400.0, 380.0])
+    tracked = []
+    for k in range(currents.size * 15 + 1):
+        ts = T0 + 60 * k
+        t.observe_telemetry("potline", "L1", potline(ts, currents[min(k // 15, currents.size - 1)]))
+        if k and k % 15 == 0:  # integrated up to here with the previous quarter's current
+            tracked.append(t.state(ts).lines["L1"].heat_budget_mwh)
+    planned = heat_trajectory(line, LineState(current_ka=400.0), currents, 0.25)
+    np.testing.assert_allclose(tracked, planned, rtol=1e-9, atol=1e-9)
 
 
 def test_a_silent_line_is_reported_unavailable() -> None:
