@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import msgspec
 
 from controller.contract import MqttSettings, load_toml
-from controller.planning import PlannerConfig
+from controller.planning import PlannerConfig, far_step_problem
 from controller.tsdb.settings import InfluxSettings
 
 _DEFAULTS = PlannerConfig()
@@ -105,11 +105,9 @@ class PlannerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         steps = self.horizon_h * 60.0 / self.step_min
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError("step_min: must divide the horizon into whole steps")
-        if self.far_step_min is not None:
-            if (1440.0 / self.far_step_min) % 1.0 > 1e-9:
-                raise ValueError("far_step_min: must divide a day into whole steps")
-            if self.far_step_min < self.step_min:
-                raise ValueError("far_step_min: must not be shorter than step_min")
+        problem = far_step_problem(self.far_step_min, self.step_min)
+        if problem:
+            raise ValueError(f"far_step_min: {problem}")
 
     def to_config(self) -> PlannerConfig:
         return PlannerConfig(**msgspec.structs.asdict(self))

@@ -19,7 +19,14 @@ import numpy.typing as npt
 
 from controller.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.lp import FloatArray, IntArray, LinearProgram
-from controller.planning import LineState, PlannerConfig, PlantState, Schedule, SupplyForecast
+from controller.planning import (
+    LineState,
+    PlannerConfig,
+    PlantState,
+    Schedule,
+    SupplyForecast,
+    far_step_problem,
+)
 from controller.recursion import Recursion, Term
 from controller.site import BessModel, CaptiveModel, LineModel, SiteModel
 
@@ -79,8 +86,9 @@ class Axis:
         far_min = cfg.far_step_min
         if far_min is None or far_min <= cfg.step_min or cfg.near_h >= cfg.horizon_h:
             return cls(t0_s, cfg.steps, cfg.step_h)
-        if (1440.0 / far_min) % 1.0 > 1e-9:
-            raise ValueError(f"far_step_min must divide a day, got {far_min:g}")
+        problem = far_step_problem(far_min, cfg.step_min)
+        if problem:
+            raise ValueError(f"far_step_min {far_min:g}: {problem}")
         step_s, far_s = cfg.step_min * 60.0, far_min * 60.0
         horizon_s = cfg.steps * step_s
         near = np.arange(math.ceil(cfg.near_h * 3600.0 / step_s - 1e-9) + 1) * step_s

@@ -118,6 +118,17 @@ class PlannerConfig:
         return round(self.horizon_h * 60.0 / self.step_min)
 
 
+def far_step_problem(far_step_min: float | None, step_min: float) -> str | None:
+    """Why ``far_step_min`` cannot go with ``step_min``; None when it can (or is unset)."""
+    if far_step_min is None:
+        return None
+    if not far_step_min > 0.0 or (1440.0 / far_step_min) % 1.0 > 1e-9:
+        return "must divide a day into whole steps"
+    if far_step_min < step_min:
+        return "must not be shorter than step_min"
+    return None
+
+
 class SolveStatus(enum.StrEnum):
     OPTIMAL = "optimal"
     TIME_LIMIT = "time_limit_with_solution"

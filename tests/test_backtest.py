@@ -207,6 +207,8 @@ def test_cli_table_and_out_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str
         (["--scenario", "atlantis"], "no such built-in scenario"),
         (["--days", "0"], "--days"),
         (["--step-min", "0.5"], "--step-min"),
+        (["--far-step-min", "7"], "--far-step-min must divide a day"),
+        (["--step-min", "30", "--far-step-min", "20"], "shorter than --step-min"),
     ],
 )
 def test_cli_rejects_bad_arguments(

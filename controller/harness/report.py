@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from controller.contract import FileError
 from controller.harness.backtest import BacktestResult, run_all
 from controller.harness.strategies import STRATEGIES
-from controller.planning import PlannerConfig
+from controller.planning import PlannerConfig, far_step_problem
 from simulator.scenario import builtin_names, load_scenario
 
 EXIT_OK = 0
@@ -193,8 +193,9 @@ def backtest_command(args: argparse.Namespace) -> int:
             planner = replace(planner, step_min=args.step_min)
         if args.far_step_min is not None:
             planner = replace(planner, far_step_min=args.far_step_min)
-            if (1440.0 / args.far_step_min) % 1.0 > 1e-9 or args.far_step_min < planner.step_min:
-                raise ValueError("--far-step-min must divide a day and be >= --step-min")
+            problem = far_step_problem(planner.far_step_min, planner.step_min)
+            if problem:
+                raise ValueError(f"--far-step-min {problem.replace('step_min', '--step-min')}")
         if not (planner.step_min >= 1 and float(planner.step_min).is_integer()):
             raise ValueError("--step-min must be a whole number of minutes (the plant steps 1 min)")
         if not (planner.horizon_h > 0 and planner.steps >= 1):
