@@ -89,10 +89,10 @@ class PlannerConfig:
     variability_margin_frac: float = 0.08
     """The import margin is at least this share of the site's wind and PV capacity.  Their
     1-min output deviates from its 15-min mean by a standard deviation of 1.6–2.1 % of
-    capacity in the built-in scenarios (7 days, seed 1), 0.08 is 4–5 of those; 0.1 % of minutes
-    deviate by more than 8.5–15 %.  At 0.05 of the limit alone (30 MW), Inner Mongolia's 1.6 GW
-    of wind and PV took imports over its 600 MW limit for 366 minutes in 7 days (45 MWh of
-    pot-line load shed); at 0.08, 6 minutes (0.3 MWh)."""
+    capacity in the built-in scenarios (7 days, seed 1; bench/supply_swing.py): 0.08 is 4–5
+    of those, and 0.1 % of minutes deviate by more than 8.5–15 %.  At 0.05 of the limit alone
+    (30 MW), Inner Mongolia's 1.6 GW of wind and PV took imports over its 600 MW limit for
+    366 minutes in 7 days (45 MWh of pot-line load shed); at 0.08, 6 minutes (0.3 MWh)."""
     island_bess_reserve_frac: float = 0.3
     """Islanded sites: the share of BESS power (and an hour of it in energy) the plan leaves
     for the plant's fast frequency response, which covers what the captive unit's ramp cannot."""
