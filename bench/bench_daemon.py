@@ -38,10 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from mosquitto import MosquittoBroker, find_mosquitto
 
 from controller.config import ControllerSection, DaemonConfig
-from controller.contract import (
+from controller.daemon.service import Daemon
+from controller.site import BessModel, GridModel, LineModel, SiteModel
+from controller.tsdb import InfluxSettings
+from wire import (
     BessTelemetry,
     GridTelemetry,
-    MqttSettings,
     PlanMessage,
     PotlineTelemetry,
     PotVoltages,
@@ -51,15 +53,13 @@ from controller.contract import (
     decode,
     encode,
 )
-from controller.daemon.service import Daemon
-from controller.site import BessModel, GridModel, LineModel, SiteModel
-from controller.tsdb import InfluxSettings
+from wire.link import MqttSettings
 
 LINES = ("L1", "L2", "L3", "L4")
 PLANT_T0 = 1.78e9
 PROTOCOL: Final = "3.1.1"
 MAX_QUEUED = 10_000
-"""aiomqtt's incoming queue in the daemon (controller.mqttlink.make_client's default); a burst
+"""aiomqtt's incoming queue in the daemon (wire.link.make_client's default); a burst
 larger than this is partly dropped by whichever subscriber reads slower than the broker."""
 IDLE_S = 2.0
 """A burst is over when nothing has come for this long (QoS 0 may lose the odd message)."""

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pvlib
 
-from controller.harness.forecast_eval import evaluate_csv, format_table, to_weather_input
 from forecasting.plant import PlantForecaster
 from forecasting.types import Kind
+from harness.forecast_eval import evaluate_csv, format_table, to_weather_input
 from simulator.scenario import builtin_names, load_scenario
 from simulator.weather import SiteWeather
 

@@ -21,9 +21,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from controller.model import Axis, build
-from controller.planning import LineState, PlannerConfig, PlantState, SupplyForecast
-from controller.scheduler import fit_forecast, solve
+from controller.planner.model import Axis, build
+from controller.planner.scheduler import fit_forecast, solve
+from controller.planner.types import LineState, PlannerConfig, PlantState, SupplyForecast
 from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
 
 T0 = 1_780_272_000.0

@@ -3,7 +3,7 @@
 
 The daemon and the simulator share one config file; the ``[simulator]`` table belongs to the
 simulator and is ignored here; ``[influx]`` is the time-series logging's.
-Inside the tables we read, unknown keys are errors (:class:`~controller.contract.FileError`
+Inside the tables we read, unknown keys are errors (:class:`~wire.FileError`
 names the key, the value and the reason).  Every key is documented in
 ``deploy/smelter-ems.example.toml`` and ``docs/operations.md``.
 """
@@ -16,9 +16,10 @@ from typing import Annotated, Any
 
 import msgspec
 
-from controller.contract import MqttSettings, load_toml
-from controller.planning import PlannerConfig, far_step_problem
+from controller.planner.types import PlannerConfig, far_step_problem
 from controller.tsdb.settings import InfluxSettings
+from wire.link import MqttSettings
+from wire.tomlfile import load_toml
 
 _DEFAULTS = PlannerConfig()
 

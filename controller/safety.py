@@ -24,9 +24,9 @@ from typing import Literal
 
 import numpy as np
 
-from controller.contract import PotlineSetpoint, PowerSetpoint, Source, Topics
-from controller.planning import Schedule
+from controller.planner.types import Schedule
 from controller.site import SiteModel
+from wire import PotlineSetpoint, PowerSetpoint, Source, Topics
 
 AssetKind = Literal["potline", "bess", "captive"]
 EventCode = Literal["clamped", "ramp_limited", "refused_nan", "unknown_asset"]

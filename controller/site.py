@@ -2,7 +2,7 @@
 
 This is what the planner and the safety layer know about the plant.  It is built from the
 daemon's config or, in the evaluation harness, from a simulator scenario
-(``controller.harness.site_from_scenario``); the controller itself never reads scenarios.
+(``harness.site_from_scenario``); the controller itself never reads scenarios.
 """
 
 from __future__ import annotations

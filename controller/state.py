@@ -1,9 +1,9 @@
 """What the controller knows about the plant, estimated from telemetry.
 
 The tracker integrates each pot-line's heat budget and exchanger lag with the same recursions
-the planner uses (:mod:`controller.lineheat`), counts production since local midnight and the
-deep/high band usage of the last 24 h, and remembers the renewable availability it has seen.
-Heat is computed from the planner's line model at the measured current, not from measured
+the planner uses (:mod:`controller.planner.lineheat`), counts production since local midnight
+and the deep/high band usage of the last 24 h, and remembers the renewable availability it has
+seen. Heat is computed from the planner's line model at the measured current, not from measured
 voltages, so that model bias (anode effects, resistance spread) cannot drift into the budget.
 """
 
@@ -17,16 +17,11 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 
-from controller.contract import (
-    BessTelemetry,
-    CaptiveTelemetry,
-    PotlineTelemetry,
-    RenewableTelemetry,
-)
-from controller.lineheat import heat_budget, heat_gain_h, hx_lag
-from controller.planning import FloatArray, LineState, PlantState
-from controller.recursion import Recursion
+from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
+from controller.planner.recursion import Recursion
+from controller.planner.types import FloatArray, LineState, PlantState
 from controller.site import LineModel, SiteModel
+from wire import BessTelemetry, CaptiveTelemetry, PotlineTelemetry, RenewableTelemetry
 
 DAY_S = 86_400.0
 MAX_INTEGRATION_STEP_S = 60.0

@@ -16,11 +16,11 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from controller.contract import RenewableTelemetry, WeatherForecast
-from controller.planning import FloatArray, SupplyForecast
+from controller.planner.types import FloatArray, SupplyForecast
 from controller.site import SiteModel
 from forecasting.plant import PlantForecaster
 from forecasting.types import WeatherInput
+from wire import RenewableTelemetry, WeatherForecast
 
 Kind = Literal["pv", "wind", "hydro"]
 FORECASTERS_VERSION = 1

@@ -30,22 +30,26 @@ from typing import Final
 import aiomqtt
 import msgspec
 
-from controller.contract import FileError, MqttSettings, Topics, encode
-from controller.mqttlink import (
+from simulator.config import SimulatorConfig
+from simulator.plant import Plant
+from simulator.scenario import Scenario
+from wire import Topics, encode
+from wire.link import (
     PUBLISH_TIMEOUT_S,
     Backoff,
     LinkLog,
+    MqttSettings,
     check_tls,
     make_client,
     resolve_password,
+)
+from wire.tasks import (
     serve_until_signalled,
     sleep_unless_stopped,
     until_all_done,
     until_first_done,
 )
-from simulator.config import SimulatorConfig
-from simulator.plant import Plant
-from simulator.scenario import Scenario
+from wire.tomlfile import FileError
 
 log = logging.getLogger(__name__)
 

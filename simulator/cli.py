@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from controller.contract import FileError, MqttSettings, convert
 from simulator.config import SimulatorConfig, SimulatorSection, load_simulator_config
 from simulator.offline import OfflineRun, run_offline
 from simulator.scenario import builtin_names, load_scenario
+from wire.link import MqttSettings
+from wire.tomlfile import FileError, convert
 
 if TYPE_CHECKING:
     from simulator.bridge import ObserverFactory

@@ -3,7 +3,7 @@
 The daemon and the simulator share one config file; tables that belong to the daemon
 (``[controller]``, ``[influx]``, ...) are ignored here.  Inside the tables we read, unknown
 keys are errors, so a misspelt key is reported with its name, value and reason
-(:class:`~controller.contract.FileError`) instead of silently taking a default.
+(:class:`~wire.FileError`) instead of silently taking a default.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Annotated
 
 import msgspec
 
-from controller.contract import MqttSettings, load_toml
+from wire.link import MqttSettings
+from wire.tomlfile import load_toml
 
 _MAX_SPEED: float = 1.0e6
 """A year of plant time in about 30 wall seconds: anything faster is a typo."""

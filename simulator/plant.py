@@ -20,7 +20,13 @@ import math
 import msgspec
 import numpy as np
 
-from controller.contract import (
+from simulator.assets import Bess, Captive, import_price_per_mwh
+from simulator.kpi import KpiAccumulator, SiteStep
+from simulator.potline import PotLine
+from simulator.protection import RejectCounter, SetpointGuard
+from simulator.scenario import Scenario
+from simulator.weather import SiteWeather
+from wire import (
     BessTelemetry,
     CaptiveTelemetry,
     GridTelemetry,
@@ -35,12 +41,6 @@ from controller.contract import (
     WeatherForecast,
     decode,
 )
-from simulator.assets import Bess, Captive, import_price_per_mwh
-from simulator.kpi import KpiAccumulator, SiteStep
-from simulator.potline import PotLine
-from simulator.protection import RejectCounter, SetpointGuard
-from simulator.scenario import Scenario
-from simulator.weather import SiteWeather
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from controller.contract import PlantAlarm
+from wire import PlantAlarm
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from typing import Annotated
 
 import msgspec
 
-from controller.contract import FileError, RenewableKind, load_toml
+from wire import RenewableKind
+from wire.tomlfile import FileError, load_toml
 
 Pos = Annotated[float, msgspec.Meta(gt=0.0)]
 NonNeg = Annotated[float, msgspec.Meta(ge=0.0)]

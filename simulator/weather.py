@@ -35,8 +35,8 @@ import pandas as pd  # type: ignore[import-untyped]
 from pvlib import atmosphere, clearsky, irradiance, spa
 from scipy import optimize, signal, special
 
-from controller.contract import RenewableKind, WeatherForecast
 from simulator.scenario import RenewableSpec, Scenario
+from wire import RenewableKind, WeatherForecast
 
 Array = npt.NDArray[np.float64]
 

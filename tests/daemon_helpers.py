@@ -14,13 +14,14 @@ import msgspec
 from mosquitto import MosquittoBroker
 
 from controller.config import ControllerSection, DaemonConfig
-from controller.contract import MqttSettings, Topics, decode
 from controller.daemon.service import Daemon
-from controller.harness.site_from_scenario import site_from_scenario
+from harness.site_from_scenario import site_from_scenario
 from simulator import bridge
 from simulator.config import SimulatorConfig, SimulatorSection
 from simulator.plant import Plant
 from simulator.scenario import Scenario, load_scenario
+from wire import Topics, decode
+from wire.link import MqttSettings
 
 SCENARIO = load_scenario("yunnan-hydro-solar")
 WAIT_S = 30.0

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli import main
-from controller.harness.backtest import TIMING_KEYS, BacktestResult, _true_supply, run_backtest
+from harness.backtest import TIMING_KEYS, BacktestResult, _true_supply, run_backtest
 from simulator.offline import OfflineRun, run_offline
 from simulator.plant import Plant
 from simulator.scenario import builtin_names, load_scenario
+from smelter_ems.cli import main
 
 DAYS = 1.0
 SEED = 1

@@ -26,21 +26,6 @@ import msgspec
 import pytest
 from mosquitto import MosquittoBroker
 
-from controller.contract import (
-    REJECT_KINDS,
-    FileError,
-    MqttSettings,
-    PlantAlarm,
-    PotlineSetpoint,
-    PotlineTelemetry,
-    Source,
-    TlsSettings,
-    Topics,
-    WeatherForecast,
-    decode,
-    encode,
-)
-from controller.mqttlink import Backoff, resolve_password
 from simulator.bridge import (
     _Outbox,
     _PlantClock,
@@ -56,6 +41,19 @@ from simulator.config import (
 )
 from simulator.plant import Plant
 from simulator.scenario import Scenario, builtin_names, load_scenario
+from wire import (
+    REJECT_KINDS,
+    PlantAlarm,
+    PotlineSetpoint,
+    PotlineTelemetry,
+    Source,
+    Topics,
+    WeatherForecast,
+    decode,
+    encode,
+)
+from wire.link import Backoff, MqttSettings, TlsSettings, resolve_password
+from wire.tomlfile import FileError
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT_S = 15.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
+from smelter_ems.cli import main
 
 
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:

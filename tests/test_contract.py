@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller import contract as c
+import wire as c
+from wire.link import MqttSettings
+from wire.tomlfile import FileError, convert
 
 T = c.Topics()
 
@@ -117,8 +119,8 @@ def test_any_float_either_decodes_within_bounds_or_is_rejected(x: float) -> None
 
 
 def test_file_error_names_key_value_reason() -> None:
-    with pytest.raises(c.FileError) as info:
-        c.convert({"url": "mqtt://h:1", "keepalive_s": 2}, c.MqttSettings, "x.toml")
+    with pytest.raises(FileError) as info:
+        convert({"url": "mqtt://h:1", "keepalive_s": 2}, MqttSettings, "x.toml")
     e = info.value
     assert (e.key, e.value) == ("keepalive_s", 2)
     assert ">= 5" in e.reason
@@ -126,6 +128,6 @@ def test_file_error_names_key_value_reason() -> None:
 
 
 def test_mqtt_settings_parse_host_and_port() -> None:
-    s = c.convert({"url": "mqtt://broker.plant:1884"}, c.MqttSettings)
+    s = convert({"url": "mqtt://broker.plant:1884"}, MqttSettings)
     assert (s.host, s.port) == ("broker.plant", 1884)
-    assert c.convert({"url": "mqtts://b", "tls": {}}, c.MqttSettings).port == 8883
+    assert convert({"url": "mqtts://b", "tls": {}}, MqttSettings).port == 8883

@@ -30,7 +30,13 @@ from daemon_helpers import (
 from mosquitto import MosquittoBroker
 from victoria import VictoriaMetrics
 
-from controller.contract import (
+from controller.daemon import persist
+from controller.state import StateTracker
+from controller.tsdb import InfluxSettings
+from harness.backtest import run_backtest
+from harness.site_from_scenario import site_from_scenario
+from simulator.plant import Plant
+from wire import (
     ControllerStatus,
     Mode,
     ModeCommand,
@@ -40,12 +46,6 @@ from controller.contract import (
     Source,
     encode,
 )
-from controller.daemon import persist
-from controller.harness.backtest import run_backtest
-from controller.harness.site_from_scenario import site_from_scenario
-from controller.state import StateTracker
-from controller.tsdb import InfluxSettings
-from simulator.plant import Plant
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -259,7 +259,7 @@ def _spawn(
     # the child keeps its own copy of the log's descriptor: ours can close at once
     with open(tmp_path / f"{prefix}.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "controller.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "smelter_ems.cli", "run", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

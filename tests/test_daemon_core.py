@@ -16,9 +16,15 @@ import msgspec
 import numpy as np
 import pytest
 
-from controller import scheduler
 from controller.config import ControllerSection, DaemonConfig
-from controller.contract import (
+from controller.daemon import persist
+from controller.daemon.core import ControllerCore, Publication
+from controller.daemon.http import serve_http
+from controller.daemon.service import Daemon
+from controller.planner import scheduler
+from controller.planner.types import PlannerConfig
+from controller.site import BessModel, GridModel, LineModel, SiteModel
+from wire import (
     MAX_PLAN_BYTES,
     BessTelemetry,
     ControllerState,
@@ -36,12 +42,6 @@ from controller.contract import (
     decode,
     encode,
 )
-from controller.daemon import persist
-from controller.daemon.core import ControllerCore, Publication
-from controller.daemon.http import serve_http
-from controller.daemon.service import Daemon
-from controller.planning import PlannerConfig
-from controller.site import BessModel, GridModel, LineModel, SiteModel
 
 T0 = 1_780_272_000.0  # 2026-06-01 08:00 local (+08:00)
 LINE = LineModel("L1")

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.harness.forecast_eval import evaluate_csv, evaluate_scenario, main_forecast_eval
 from forecasting.csvdata import parse_timestamp, read_csv_series
 from forecasting.evaluation import Series, truth_at
 from forecasting.metrics import (
@@ -24,6 +23,7 @@ from forecasting.metrics import (
     pinball,
     skill,
 )
+from harness.forecast_eval import evaluate_csv, evaluate_scenario, main_forecast_eval
 
 T0 = 1_780_272_000.0
 

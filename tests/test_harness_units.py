@@ -11,17 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.harness.backtest import capture_ratio
-from controller.harness.site_from_scenario import site_from_scenario
-from controller.harness.strategies import (
+from controller.planner.types import LineState, PlannerConfig, PlantState
+from controller.safety import SafetyLayer
+from controller.site import SiteModel
+from harness.backtest import capture_ratio
+from harness.site_from_scenario import site_from_scenario
+from harness.strategies import (
     Context,
     RuleStrategy,
     persistence_forecast,
     production_bias_ka,
 )
-from controller.planning import LineState, PlannerConfig, PlantState
-from controller.safety import SafetyLayer
-from controller.site import SiteModel
 from simulator.scenario import load_scenario
 
 T0_S = 1_780_272_000.0

@@ -10,7 +10,7 @@ import pytest
 from daemon_helpers import mqtt, new_prefix
 from mosquitto import MosquittoBroker
 
-from controller.mqttlink import INCOMING_DROPS, make_client
+from wire.link import INCOMING_DROPS, make_client
 
 
 async def test_messages_dropped_for_a_full_incoming_queue_are_counted_and_logged_once(
@@ -19,7 +19,7 @@ async def test_messages_dropped_for_a_full_incoming_queue_are_counted_and_logged
     """A subscriber that does not read while 40 messages arrive, with room for 5: 35 are
     dropped by aiomqtt.  They are counted, the burst is logged once when it starts and summed
     up once when it is over, and the 5 queued are still there to read."""
-    caplog.set_level(logging.INFO, logger="controller.mqttlink")
+    caplog.set_level(logging.INFO, logger="wire.link")
     monkeypatch.setattr(INCOMING_DROPS, "QUIET_S", 0.2)
     topic = f"{new_prefix()}/burst"
     before = INCOMING_DROPS.total
@@ -41,6 +41,6 @@ async def test_messages_dropped_for_a_full_incoming_queue_are_counted_and_logged
                     break
     assert INCOMING_DROPS.total - before == 35
     assert got == [0, 1, 2, 3, 4]
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("controller.mqttlink")]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("wire.link")]
     assert sum("dropping messages" in m for m in lines) == 1
     assert sum("35 messages were dropped" in m for m in lines) == 1

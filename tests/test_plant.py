@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 
-from controller import contract as c
+import wire as c
 from simulator.offline import OfflineRun, run_offline
 from simulator.plant import Plant
 from simulator.scenario import load_scenario

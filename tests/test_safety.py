@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import contract as c
-from controller.planning import Schedule, SolveStatus, SupplyForecast
+import wire as c
+from controller.planner.types import Schedule, SolveStatus, SupplyForecast
 from controller.safety import AssetLimits, SafetyEvent, SafetyLayer, limits_for
 from controller.site import BessModel, CaptiveModel, LineModel, SiteModel
 

@@ -12,12 +12,18 @@ from hypothesis import strategies as st
 from scipy import optimize
 from scipy.linalg import expm
 
-from controller import scheduler
-from controller.lineheat import heat_budget, heat_gain_h, hx_lag
-from controller.model import Axis
-from controller.planning import LineState, PlannerConfig, PlantState, SolveStatus, SupplyForecast
-from controller.recursion import Recursion, Term
-from controller.scheduler import fit_forecast, solve
+from controller.planner import scheduler
+from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
+from controller.planner.model import Axis
+from controller.planner.recursion import Recursion, Term
+from controller.planner.scheduler import fit_forecast, solve
+from controller.planner.types import (
+    LineState,
+    PlannerConfig,
+    PlantState,
+    SolveStatus,
+    SupplyForecast,
+)
 from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
 
 T0 = 1_780_272_000.0  # 2026-06-01 00:00 UTC = 08:00 local (UTC+8)
@@ -303,8 +309,9 @@ NON_UNIFORM = dict(far_step_min=60.0, near_h=6.0)
 def test_heat_recursions_are_exact_for_steps_of_any_length() -> None:
     """u and H after steps of 15 min to 2 h, ΔQ held in each, against the exact solution of
     du/dt = (ΔQ − u)/τ_hx, dH/dt = ΔQ − u − H/τ_rec by the matrix exponential (independent of
-    controller.lineheat).  The old Euler-like input weight Δ instead of g is 27 % off for one
-    15-min step and 2.6× off for a 1-h step, so this fails for any step-length-blind form."""
+    controller.planner.lineheat).  The old Euler-like input weight Δ instead of g is 27 % off
+    for one 15-min step and 2.6× off for a 1-h step, so this fails for any step-length-blind
+    form."""
     line = LineModel("L1")
     tau_u, tau_h = line.hx_time_constant_h, line.heat_recovery_h
     dt = np.array([0.25, 0.25, 1.0, 0.5, 2.0, 1.0 / 60.0])

@@ -11,9 +11,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import scheduler
-from controller.model import Axis, day_ends, day_starts
-from controller.planning import LineState, PlannerConfig, PlantState, SupplyForecast
+from controller.planner import scheduler
+from controller.planner.model import Axis, day_ends, day_starts
+from controller.planner.types import LineState, PlannerConfig, PlantState, SupplyForecast
 from controller.site import GridModel, LineModel, SiteModel
 
 SITE = SiteModel(

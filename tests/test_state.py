@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.contract import PotlineTelemetry, RenewableKind, RenewableTelemetry
-from controller.planning import LineState
-from controller.scheduler import heat_trajectory
+from controller.planner.scheduler import heat_trajectory
+from controller.planner.types import LineState
 from controller.site import LineModel, SiteModel
 from controller.state import StateTracker
+from wire import PotlineTelemetry, RenewableKind, RenewableTelemetry
 
 T0 = 1_780_272_000.0  # 08:00 local
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.contract import RenewableKind, RenewableTelemetry, WeatherForecast
 from controller.site import LineModel, SiteModel
 from controller.supply import SupplyForecaster
+from wire import RenewableKind, RenewableTelemetry, WeatherForecast
 
 T0 = 1_780_272_000.0
 

@@ -15,15 +15,28 @@ import numpy as np
 import pytest
 from mosquitto import MosquittoBroker
 
-from controller.cli import main
-from controller.contract import (
+from controller.planner.types import LineState, PlantState, Schedule, SolveStatus, SupplyForecast
+from controller.site import LineModel
+from controller.tsdb import InfluxSettings, Point, encode_line
+from controller.tsdb.schema import (
+    event_point,
+    kpi_points,
+    payload_points,
+    plan_points,
+    state_points,
+)
+from harness import simlog
+from simulator.bridge import serve
+from simulator.config import SimulatorConfig, SimulatorSection
+from simulator.scenario import load_scenario
+from smelter_ems.cli import main
+from wire import (
     BessTelemetry,
     ControllerState,
     ControllerStatus,
     GridTelemetry,
     Mode,
     ModeCommand,
-    MqttSettings,
     PlantAlarm,
     PotlineSetpoint,
     PotlineTelemetry,
@@ -34,20 +47,7 @@ from controller.contract import (
     Source,
     WeatherForecast,
 )
-from controller.harness import simlog
-from controller.planning import LineState, PlantState, Schedule, SolveStatus, SupplyForecast
-from controller.site import LineModel
-from controller.tsdb import InfluxSettings, Point, encode_line
-from controller.tsdb.schema import (
-    event_point,
-    kpi_points,
-    payload_points,
-    plan_points,
-    state_points,
-)
-from simulator.bridge import serve
-from simulator.config import SimulatorConfig, SimulatorSection
-from simulator.scenario import load_scenario
+from wire.link import MqttSettings
 
 T = 1_800_000_000.0
 

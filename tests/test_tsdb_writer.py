@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from controller.contract import FileError, convert
 from controller.tsdb import InfluxSettings, Point, open_sink, resolve_token
 from controller.tsdb.files import FileSink
 from controller.tsdb.spool import Spool
@@ -26,6 +25,7 @@ from controller.tsdb.transport import (
     WriteError,
 )
 from controller.tsdb.writer import InfluxWriter
+from wire.tomlfile import FileError, convert
 
 T0 = 1_800_000_000.0
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.contract import RenewableKind, WeatherForecast, decode, encode
 from simulator.scenario import RenewableSpec, Scenario, load_scenario
 from simulator.weather import SiteWeather, solar_position_deg, wind_power_mw
+from wire import RenewableKind, WeatherForecast, decode, encode
 
 BUILTINS = ("yunnan-hydro-solar", "inner-mongolia-wind", "xinjiang-islanded")
 DAY_S = 86_400.0

@@ -12,10 +12,10 @@ import asyncio
 import logging
 
 from controller.config import DaemonConfig
-from controller.contract import FileError
 from controller.daemon.service import Daemon, sd_notify
-from controller.mqttlink import serve_until_signalled
 from controller.site import SiteModel
+from wire.tasks import serve_until_signalled
+from wire.tomlfile import FileError
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,20 @@ import msgspec
 import numpy as np
 
 from controller.config import ControllerSection
-from controller.contract import (
+from controller.daemon.ingest import Ingest
+from controller.daemon.persist import SavedState, plan_message
+from controller.planner.types import (
+    PlannerConfig,
+    PlantState,
+    Schedule,
+    SolveStatus,
+    SupplyForecast,
+)
+from controller.safety import Command, Key, SafetyLayer
+from controller.site import SiteModel
+from controller.state import StateTracker
+from controller.supply import SupplyForecaster
+from wire import (
     BessTelemetry,
     CaptiveTelemetry,
     ControllerState,
@@ -50,13 +63,6 @@ from controller.contract import (
     WeatherForecast,
     encode,
 )
-from controller.daemon.ingest import Ingest
-from controller.daemon.persist import SavedState, plan_message
-from controller.planning import PlannerConfig, PlantState, Schedule, SolveStatus, SupplyForecast
-from controller.safety import Command, Key, SafetyLayer
-from controller.site import SiteModel
-from controller.state import StateTracker
-from controller.supply import SupplyForecaster
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controller.contract import REJECT_KINDS, ControllerState
-from controller.mqttlink import INCOMING_DROPS
+from wire import REJECT_KINDS, ControllerState
+from wire.link import INCOMING_DROPS
 
 if TYPE_CHECKING:
     from controller.daemon.service import Daemon

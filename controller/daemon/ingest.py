@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from controller.contract import PayloadError, Topic, Topics, decode
+from wire import PayloadError, Topic, Topics, decode
 
 log = logging.getLogger(__name__)
 

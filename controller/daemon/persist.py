@@ -1,6 +1,6 @@
 """The plan on the wire and the state file that lets the daemon restart without harm.
 
-:func:`plan_message` turns a :class:`~controller.planning.Schedule` into the retained
+:func:`plan_message` turns a :class:`~controller.planner.types.Schedule` into the retained
 ``smelter/controller/plan`` payload.  :class:`SavedState` is what survives a restart: each
 line's heat budget, exchanger lag, production today and band usage, the operator's mode, the
 last setpoints and the last plan.  :func:`save` writes it atomically (temporary file, fsync,
@@ -20,11 +20,11 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from controller.contract import ModeCommand, PlanMessage
-from controller.planning import FloatArray, Schedule
+from controller.planner.types import FloatArray, Schedule
 from controller.site import SiteModel
 from controller.state import LineSnapshot
 from controller.supply import SupplyForecaster
+from wire import ModeCommand, PlanMessage
 
 STATE_VERSION: Final = 1
 

@@ -32,13 +32,17 @@ from typing import Final
 import aiomqtt
 import msgspec
 
-from controller import scheduler
 from controller.config import DaemonConfig
-from controller.contract import ControllerState, ControllerStatus, FileError, Topics, encode
 from controller.daemon import persist
 from controller.daemon.core import ControllerCore, PlanJob, Publication
 from controller.daemon.http import serve_http
-from controller.mqttlink import (
+from controller.planner import scheduler
+from controller.planner.types import PlantState, Schedule
+from controller.site import SiteModel
+from controller.tsdb import PointSink, open_sink, resolve_token
+from controller.tsdb.schema import event_point, payload_points, plan_points, state_points
+from wire import ControllerState, ControllerStatus, Topics, encode
+from wire.link import (
     INCOMING_DROPS,
     PUBLISH_TIMEOUT_S,
     Backoff,
@@ -46,13 +50,9 @@ from controller.mqttlink import (
     check_tls,
     make_client,
     resolve_password,
-    sleep_unless_stopped,
-    until_first_done,
 )
-from controller.planning import PlantState, Schedule
-from controller.site import SiteModel
-from controller.tsdb import PointSink, open_sink, resolve_token
-from controller.tsdb.schema import event_point, payload_points, plan_points, state_points
+from wire.tasks import sleep_unless_stopped, until_first_done
+from wire.tomlfile import FileError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,10 @@ from typing import Final
 
 import msgspec
 
-from controller.contract import (
+from controller.planner.types import PlantState, Schedule
+from controller.site import LineModel
+from controller.tsdb.points import FieldValue, Point
+from wire import (
     BessTelemetry,
     CaptiveTelemetry,
     ControllerState,
@@ -31,9 +34,6 @@ from controller.contract import (
     RenewableTelemetry,
     WeatherForecast,
 )
-from controller.planning import PlantState, Schedule
-from controller.site import LineModel
-from controller.tsdb.points import FieldValue, Point
 
 TELEMETRY: Final = "telemetry"
 FORECAST: Final = "forecast"
@@ -72,7 +72,7 @@ def _finite(**fields: float | None) -> dict[str, FieldValue]:
 
 def payload_points(kind: str, asset: str, payload: msgspec.Struct, site: str) -> list[Point]:
     """The points for one contract payload received or sent on a topic of ``kind`` (the
-    :class:`~controller.contract.Topic` kind) for ``asset``.  Kinds that are not logged this
+    :class:`~wire.Topic` kind) for ``asset``.  Kinds that are not logged this
     way (``plan``: see :func:`plan_points`) and payloads of an unexpected type give no point."""
     match payload:
         case PotlineTelemetry():

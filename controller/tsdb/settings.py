@@ -13,7 +13,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-from controller.contract import FileError, convert, read_secret_file
+from wire.tomlfile import FileError, convert, read_secret_file
 
 DEFAULT_TOKEN_ENV: Final = "INFLUX_TOKEN"
 

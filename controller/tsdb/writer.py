@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from controller.mqttlink import Backoff
 from controller.tsdb.batching import BatchingSink
 from controller.tsdb.sink import SinkStats
 from controller.tsdb.spool import Spool
@@ -35,6 +34,7 @@ from controller.tsdb.transport import (
     UnreachableError,
     WriteError,
 )
+from wire.link import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from controller.lineheat import heat_budget, heat_gain_h, hx_lag
-from controller.lp import FloatArray, IntArray, LinearProgram
-from controller.planning import (
+from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
+from controller.planner.lp import FloatArray, IntArray, LinearProgram
+from controller.planner.recursion import Recursion, Term
+from controller.planner.types import (
     LineState,
     PlannerConfig,
     PlantState,
@@ -27,7 +28,6 @@ from controller.planning import (
     SupplyForecast,
     far_step_problem,
 )
-from controller.recursion import Recursion, Term
 from controller.site import BessModel, CaptiveModel, LineModel, SiteModel
 
 # Slack prices, in objective units (1 = one MWh of renewable energy).  Each is far above what
@@ -340,7 +340,7 @@ def add_heat_budget(
     ls: LineState | None,
     axis: Axis,
 ) -> IntArray:
-    """Heat budget with the exchanger lag (controller.lineheat), ΔQ linearised at i_ref::
+    """Heat budget with the exchanger lag (controller.planner.lineheat), ΔQ linearised at i_ref::
 
     u[k+1] = a_u·u[k] + (1 − a_u)·(q0 + q1·I[k])
     H[k+1] = a_H·H[k] + g·(q0 + q1·I[k]) − g·u[k]      (g: :func:`heat_gain_h`)

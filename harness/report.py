@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from controller.contract import FileError
-from controller.harness.backtest import BacktestResult, run_all
-from controller.harness.strategies import STRATEGIES
-from controller.planning import PlannerConfig, far_step_problem
+from controller.planner.types import PlannerConfig, far_step_problem
+from harness.backtest import BacktestResult, run_all
+from harness.strategies import STRATEGIES
 from simulator.scenario import builtin_names, load_scenario
+from wire.tomlfile import FileError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -140,15 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"{stamp}%(levelname)s %(name)s: %(message)s",
     )
     if args.command == "backtest":
-        from controller.harness import report  # noqa: PLC0415  (harness only: see the docstring)
+        from harness import report  # noqa: PLC0415  (harness only: see the docstring)
 
         return report.backtest_command(args)
     if args.command == "forecast-eval":
-        from controller.harness import forecast_eval  # noqa: PLC0415  (harness only)
+        from harness import forecast_eval  # noqa: PLC0415  (harness only)
 
         return forecast_eval.main_forecast_eval(args)
     if args.command in ("run", "check-config"):
-        from controller.harness import daemon_cli  # noqa: PLC0415  (harness only)
+        from harness import daemon_cli  # noqa: PLC0415  (harness only)
 
         if args.command == "run":
             return daemon_cli.run_command(args)
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from simulator import cli as sim_cli  # noqa: PLC0415  (harness only: see the docstring)
 
     if args.command == "simulate":
-        from controller.harness import simlog  # noqa: PLC0415  (harness only)
+        from harness import simlog  # noqa: PLC0415  (harness only)
 
         return simlog.simulate_command(args)
     if args.command == "scenarios":

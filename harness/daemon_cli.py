@@ -15,11 +15,12 @@ import msgspec
 
 from controller import daemon
 from controller.config import ControllerSection, DaemonConfig, load_daemon_config
-from controller.contract import FileError, MqttSettings, convert
-from controller.harness.site_from_scenario import site_from_scenario
 from controller.tsdb.settings import with_overrides
+from harness.site_from_scenario import site_from_scenario
 from simulator import cli as sim_cli
 from simulator.scenario import load_scenario
+from wire.link import MqttSettings
+from wire.tomlfile import FileError, convert
 
 log = logging.getLogger(__name__)
 

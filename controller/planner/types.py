@@ -1,9 +1,9 @@
 """Types the planner takes and returns: plant state, supply forecast, planner settings, schedule.
 
 Pure data: frozen dataclasses and numpy arrays, no I/O.  The scheduler
-(:mod:`controller.scheduler`) maps ``(SiteModel, PlantState, SupplyForecast, PlannerConfig)``
-to a :class:`Schedule`; the safety layer (:mod:`controller.safety`) turns a schedule's first
-step into setpoints.
+(:mod:`controller.planner.scheduler`) maps ``(SiteModel, PlantState, SupplyForecast,
+PlannerConfig)`` to a :class:`Schedule`; the safety layer (:mod:`controller.safety`) turns a
+schedule's first step into setpoints.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from controller import scheduler
-from controller.planning import (
+from controller.planner import scheduler
+from controller.planner.types import (
     FloatArray,
     LineState,
     PlannerConfig,

@@ -2,7 +2,7 @@
 
 The simulator may not import the time-series code (DESIGN §2), so it offers an observer hook
 (:data:`simulator.bridge.PublishObserver`) and this harness module plugs a point sink into it:
-each (topic, payload) is parsed with the contract's :class:`~controller.contract.Topics` and
+each (topic, payload) is parsed with the contract's :class:`~wire.Topics` and
 turned into points by :func:`controller.tsdb.schema.payload_points`, with the scenario's name
 as the ``site`` tag.
 
@@ -25,7 +25,6 @@ from typing import Final
 
 import msgspec
 
-from controller.contract import FileError, Topics, convert
 from controller.tsdb import InfluxSettings, open_sink, resolve_token
 from controller.tsdb.schema import payload_points
 from controller.tsdb.settings import with_overrides
@@ -33,6 +32,8 @@ from simulator import cli as sim_cli
 from simulator.bridge import ObserverFactory, PublishObserver
 from simulator.config import SimulatorConfig
 from simulator.scenario import Scenario
+from wire import Topics
+from wire.tomlfile import FileError, convert
 
 log = logging.getLogger(__name__)
 

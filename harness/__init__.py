@@ -8,9 +8,9 @@ The only part of ``controller`` that imports ``simulator`` (DESIGN §2).  Public
     capture_ratio(results) -> float | None
 """
 
-from controller.harness.backtest import BacktestResult, capture_ratio, run_all, run_backtest
-from controller.harness.site_from_scenario import site_from_scenario
-from controller.harness.strategies import STRATEGIES, Context, Strategy, make_strategy
+from harness.backtest import BacktestResult, capture_ratio, run_all, run_backtest
+from harness.site_from_scenario import site_from_scenario
+from harness.strategies import STRATEGIES, Context, Strategy, make_strategy
 
 __all__ = [
     "STRATEGIES",

@@ -26,7 +26,17 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from controller.contract import (
+from controller.planner.types import FloatArray, PlannerConfig, PlantState, SolveStatus
+from controller.safety import SafetyLayer
+from controller.site import SiteModel
+from controller.state import DAY_S, StateTracker
+from controller.supply import SupplyForecaster
+from harness.site_from_scenario import site_from_scenario
+from harness.strategies import Context, make_strategy
+from simulator.kpi import SAFE_BATH_C, SAFE_SUPERHEAT_K, SiteStep
+from simulator.plant import Plant
+from simulator.scenario import Scenario, load_scenario
+from wire import (
     BessTelemetry,
     CaptiveTelemetry,
     PotlineTelemetry,
@@ -36,16 +46,6 @@ from controller.contract import (
     decode,
     encode,
 )
-from controller.harness.site_from_scenario import site_from_scenario
-from controller.harness.strategies import Context, make_strategy
-from controller.planning import FloatArray, PlannerConfig, PlantState, SolveStatus
-from controller.safety import SafetyLayer
-from controller.site import SiteModel
-from controller.state import DAY_S, StateTracker
-from controller.supply import SupplyForecaster
-from simulator.kpi import SAFE_BATH_C, SAFE_SUPERHEAT_K, SiteStep
-from simulator.plant import Plant
-from simulator.scenario import Scenario, load_scenario
 
 Progress = Callable[[str, float], None]
 """(what is running, fraction of the whole job done) → None."""

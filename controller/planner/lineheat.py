@@ -24,7 +24,7 @@ from typing import overload
 
 import numpy as np
 
-from controller.recursion import FloatArray, Recursion, decay
+from controller.planner.recursion import FloatArray, Recursion, decay
 from controller.site import LineModel
 
 

@@ -22,13 +22,13 @@ from typing import Final
 
 import numpy as np
 
-from controller.contract import WeatherForecast
 from forecasting.csvdata import read_csv_series
 from forecasting.evaluation import PlantSpec, Series, rolling_origin
 from forecasting.metrics import BUCKETS_H
 from forecasting.types import Array, Kind, WeatherInput
 from simulator.scenario import builtin_names, load_scenario
 from simulator.weather import SiteWeather
+from wire import WeatherForecast
 
 DAY_S: Final = 86_400.0
 HOUR_S: Final = 3600.0

@@ -1,13 +1,13 @@
 """Receding-horizon schedule for pot-line current, BESS and captive unit (LP, HiGHS via scipy).
 
-``solve(site, state, forecast, config)`` builds the LP of :mod:`controller.model`, solves it with
-HiGHS through :func:`scipy.optimize.milp` (no integer variables: an LP) under a time limit and
-returns a :class:`Schedule`.  It never comes back empty: limits that can bend are soft with
-priced slack (reported in ``Schedule.bent``), and when the solver fails or runs out of time
-without a solution it returns :func:`fallback` (nominal current, BESS idle, captive unit
+``solve(site, state, forecast, config)`` builds the LP of :mod:`controller.planner.model`,
+solves it with HiGHS through :func:`scipy.optimize.milp` (no integer variables: an LP) under a
+time limit and returns a :class:`Schedule`.  It never comes back empty: limits that can bend are
+soft with priced slack (reported in ``Schedule.bent``), and when the solver fails or runs out of
+time without a solution it returns :func:`fallback` (nominal current, BESS idle, captive unit
 holding) with the reason.
 Trajectories in the schedule are rolled forward with the same recursions that built the
-constraints (:mod:`controller.recursion`).
+constraints (:mod:`controller.planner.recursion`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from controller.lineheat import heat_budget, heat_gain_h, hx_lag
-from controller.lp import FloatArray
-from controller.model import Axis, Built, bess_energy, build, on_values
-from controller.planning import (
+from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
+from controller.planner.lp import FloatArray
+from controller.planner.model import Axis, Built, bess_energy, build, on_values
+from controller.planner.types import (
     LineState,
     PlannerConfig,
     PlantState,

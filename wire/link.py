@@ -1,30 +1,29 @@
-"""The connection half of the wire contract: how both sides reach the broker.
+"""The broker link: how both sides of the wire contract reach the broker.
 
 The daemon and the simulator's bridge connect the same way: one fresh :mod:`aiomqtt` client per
 attempt built from the ``[mqtt]`` settings (:func:`make_client`), TLS files checked at start
 (:func:`check_tls`), the password fetched from where the config names it
 (:func:`resolve_password`), reconnects with capped, jittered backoff (:class:`Backoff`) and an
 outage logged once when it starts and once when it ends (:class:`LinkLog`); messages the client
-had to drop because its incoming queue was full are counted (:data:`INCOMING_DROPS`).  Like
-:mod:`controller.contract`, the simulator may import it (DESIGN §2, tests/test_layering.py).
+had to drop because its incoming queue was full are counted (:data:`INCOMING_DROPS`).  The
+``[mqtt]`` table of the config file is :class:`MqttSettings`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import random
-import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Final, Literal
 
 import aiomqtt
+import msgspec
 
-from controller.contract import FileError, MqttSettings, read_secret_file
+from wire.tomlfile import FileError, read_secret_file
+from wire.topics import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +35,51 @@ PUBLISH_TIMEOUT_S: Final = 60.0
 """A QoS 1 publish's wait for its PUBACK.  The PUBACK queues behind whatever the broker is
 sending us: under a burst of telemetry it can take seconds, which is not a lost link
 (keepalive tells that), and a reconnect would only make the backlog worse."""
+
+
+class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    ca_file: str | None = None
+    """CA bundle to verify the broker; None uses the system store."""
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+    """Skip hostname verification (test brokers only)."""
+
+
+class MqttSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The ``[mqtt]`` table.  Secrets are named, never stored: ``password_env`` or
+    ``password_file`` say where the password is; it is read at the edge and never logged."""
+
+    url: Annotated[str, msgspec.Meta(pattern=r"^mqtts?://[^/:]+(:\d{1,5})?/?$")] = (
+        "mqtt://127.0.0.1:1883"
+    )
+    client_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    protocol: Literal["3.1.1", "5"] = "5"
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    topic_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")] = (
+        DEFAULT_PREFIX
+    )
+    tls: TlsSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.password_env and self.password_file:
+            raise ValueError("password_env: give password_env or password_file, not both")
+        if self.url.startswith("mqtts://") and self.tls is None:
+            raise ValueError("tls: mqtts:// needs a [mqtt.tls] table (it may be empty)")
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1].rstrip("/").rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        rest = self.url.split("://", 1)[1].rstrip("/")
+        if ":" in rest:
+            return int(rest.rsplit(":", 1)[1])
+        return 8883 if self.url.startswith("mqtts://") else 1883
 
 
 class _IncomingDrops(logging.Filter):
@@ -257,83 +301,3 @@ def _password_from_env(name: str, environ: Mapping[str, str]) -> str:
     if not environ[name]:
         raise FileError("", key, name, "environment variable is empty")
     return environ[name]
-
-
-# --- small asyncio helpers -----------------------------------------------------------------
-
-
-async def sleep_unless_stopped(stop: asyncio.Event, delay_s: float) -> None:
-    if delay_s <= 0:
-        await asyncio.sleep(0)
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay_s):
-            await stop.wait()
-
-
-async def run_concurrently(coros: tuple[Coroutine[Any, Any, Any], ...], return_when: str) -> None:
-    """Run ``coros`` until ``return_when``; cancel the rest; re-raise the first failure."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=return_when)
-    finally:
-        await cancel_and_wait(tasks)
-    # Reading every outcome also keeps asyncio from reporting exceptions "never retrieved".
-    failures = [exc for t in tasks if not t.cancelled() and (exc := t.exception()) is not None]
-    # The failure that ended the wait comes first: the others are its consequences.
-    ending = [exc for t in done if not t.cancelled() and (exc := t.exception()) is not None]
-    if ending or failures:
-        raise (ending or failures)[0]
-
-
-async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait until they have finished.
-
-    Cancels again until they do: on Python 3.11, the ``asyncio.wait_for`` inside aiomqtt's
-    publish can swallow a cancellation that races with the PUBACK (cpython#86296), which left
-    the publishing task running and a stop hanging.
-    """
-    pending = {t for t in tasks if not t.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-
-
-async def until_first_done(*coros: Coroutine[Any, Any, Any]) -> None:
-    await run_concurrently(coros, asyncio.FIRST_COMPLETED)
-
-
-async def until_all_done(*coros: Coroutine[Any, Any, Any]) -> None:
-    """Run until all finish; if one fails, cancel the others and re-raise."""
-    await run_concurrently(coros, asyncio.FIRST_EXCEPTION)
-
-
-async def serve_until_signalled(
-    serve: Callable[[asyncio.Event], Awaitable[None]],
-    *,
-    on_signal: Callable[[], None] | None = None,
-    logger: logging.Logger = log,
-) -> None:
-    """Run ``serve(stop)`` until it returns; SIGINT or SIGTERM sets ``stop`` (and calls
-    ``on_signal``).  A second signal takes the default action, so that a stop that hangs can
-    still be forced."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def handle(signum: signal.Signals) -> None:
-        logger.info("%s received: stopping", signum.name)
-        if on_signal is not None:
-            on_signal()
-        stop.set()
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-    for sig in signals:
-        loop.add_signal_handler(sig, handle, sig)
-    try:
-        await serve(stop)
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
