@@ -23,8 +23,9 @@ import numpy as np
 
 from controller.planner.model import Axis, build
 from controller.planner.scheduler import fit_forecast, solve
-from controller.planner.types import LineState, PlannerConfig, PlantState, SupplyForecast
+from controller.planner.types import LineState, PlannerConfig, PlantState
 from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+from forecasting.types import QuantileForecast
 
 T0 = 1_780_272_000.0
 FAR_STEP_MIN = 60.0
@@ -32,7 +33,7 @@ FAR_STEP_MIN = 60.0
 
 def case(
     lines: int, horizon_h: float, step_min: float
-) -> tuple[SiteModel, PlantState, SupplyForecast, PlannerConfig]:
+) -> tuple[SiteModel, PlantState, QuantileForecast, PlannerConfig]:
     site = SiteModel(
         "bench",
         tuple(LineModel(f"L{i + 1}") for i in range(lines)),
@@ -51,7 +52,7 @@ def case(
     t = T0 + np.arange(cfg.steps) * step_min * 60.0
     hours = (t - T0) / 3600.0
     p50 = lines * (250.0 + 250.0 * np.clip(np.sin((hours - 6.0) / 24.0 * 2 * np.pi), 0, None))
-    return site, state, SupplyForecast(t, p50, 0.7 * p50, 1.3 * p50), cfg
+    return site, state, QuantileForecast(t, 0.7 * p50, p50, 1.3 * p50), cfg
 
 
 def main() -> None:

@@ -16,12 +16,10 @@ from typing import Annotated, Any
 
 import msgspec
 
-from controller.planner.types import PlannerConfig, far_step_problem
+from controller.planner.types import PlannerConfig
 from controller.tsdb.settings import InfluxSettings
 from wire.link import MqttSettings
 from wire.tomlfile import load_toml
-
-_DEFAULTS = PlannerConfig()
 
 
 class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -72,54 +70,13 @@ class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
         return Path(base) / "state.json" if base else Path("smelter-ems-state.json")
 
 
-class PlannerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The ``[planner]`` table (docs/scheduler.md): horizon, step, time limit, weights."""
-
-    horizon_h: Annotated[float, msgspec.Meta(ge=1.0, le=48.0)] = _DEFAULTS.horizon_h
-    step_min: Annotated[float, msgspec.Meta(ge=5.0, le=60.0)] = _DEFAULTS.step_min
-    time_limit_s: Annotated[float, msgspec.Meta(gt=0.0, le=600.0)] = _DEFAULTS.time_limit_s
-    weight_renewable_per_mwh: Annotated[float, msgspec.Meta(ge=0.0)] = (
-        _DEFAULTS.weight_renewable_per_mwh
-    )
-    weight_co2_per_t: Annotated[float, msgspec.Meta(ge=0.0)] = _DEFAULTS.weight_co2_per_t
-    weight_cost_per_cny: Annotated[float, msgspec.Meta(ge=0.0)] = _DEFAULTS.weight_cost_per_cny
-    production_tolerance_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.1)] = (
-        _DEFAULTS.production_tolerance_frac
-    )
-    import_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = (
-        _DEFAULTS.import_margin_frac
-    )
-    variability_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = (
-        _DEFAULTS.variability_margin_frac
-    )
-    island_bess_reserve_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = (
-        _DEFAULTS.island_bess_reserve_frac
-    )
-    reserve_p10: bool = _DEFAULTS.reserve_p10
-    supply_upside_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = (
-        _DEFAULTS.supply_upside_frac
-    )
-    far_step_min: Annotated[float, msgspec.Meta(ge=5.0, le=240.0)] | None = _DEFAULTS.far_step_min
-    near_h: Annotated[float, msgspec.Meta(ge=0.0, le=48.0)] = _DEFAULTS.near_h
-
-    def __post_init__(self) -> None:
-        steps = self.horizon_h * 60.0 / self.step_min
-        if abs(steps - round(steps)) > 1e-9:
-            raise ValueError("step_min: must divide the horizon into whole steps")
-        problem = far_step_problem(self.far_step_min, self.step_min)
-        if problem:
-            raise ValueError(f"far_step_min: {problem}")
-
-    def to_config(self) -> PlannerConfig:
-        return PlannerConfig(**msgspec.structs.asdict(self))
-
-
 class DaemonConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The whole file as the daemon reads it."""
 
     mqtt: MqttSettings = msgspec.field(default_factory=MqttSettings)
     controller: ControllerSection = msgspec.field(default_factory=ControllerSection)
-    planner: PlannerSection = msgspec.field(default_factory=PlannerSection)
+    planner: PlannerConfig = msgspec.field(default_factory=PlannerConfig)
+    """The planner's settings (docs/scheduler.md), with their bounds."""
     influx: InfluxSettings = msgspec.field(default_factory=InfluxSettings)
     """Time-series logging (docs/influx-schema.md)."""
     simulator: dict[str, Any] = msgspec.field(default_factory=dict)

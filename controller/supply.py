@@ -16,10 +16,10 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from controller.planner.types import FloatArray, SupplyForecast
+from controller.planner.types import FloatArray
 from controller.site import SiteModel
 from forecasting.plant import PlantForecaster
-from forecasting.types import WeatherInput
+from forecasting.types import QuantileForecast, WeatherInput
 from wire import RenewableTelemetry, WeatherForecast
 
 Kind = Literal["pv", "wind", "hydro"]
@@ -113,22 +113,31 @@ class SupplyForecaster:
             forecaster.observe_weather(weather)
 
     def forecast(
-        self, issue_s: float, times_s: FloatArray, *, unreliable: Collection[str] = ()
-    ) -> SupplyForecast:
-        """Total availability at ``times_s`` (the planner's step starts).
+        self,
+        issue_s: float,
+        starts_s: FloatArray,
+        step_s: float,
+        *,
+        unreliable: Collection[str] = (),
+    ) -> QuantileForecast:
+        """Total availability over the steps that start at ``starts_s`` and last ``step_s``
+        (the planner's steps): the forecasters predict the mean around a valid time, so each
+        step is asked at its midpoint; the result is stamped with the step starts.
 
         Plants in ``unreliable`` (their telemetry is stale) add nothing to the P10: the
         planner's reserve then covers losing them altogether.
         """
-        p10 = np.zeros(times_s.size)
-        p50 = np.zeros(times_s.size)
-        p90 = np.zeros(times_s.size)
+        starts_s = np.asarray(starts_s, dtype=float)
+        mid_s = starts_s + step_s / 2.0
+        p10 = np.zeros(starts_s.size)
+        p50 = np.zeros(starts_s.size)
+        p90 = np.zeros(starts_s.size)
         for name, forecaster in self.plants.items():
-            q = forecaster.forecast(issue_s, times_s)
+            q = forecaster.forecast(issue_s, mid_s)
             if name not in unreliable:
                 p10 += q.p10_mw
             p50 += q.p50_mw
             p90 += q.p90_mw
-        return SupplyForecast(
-            np.asarray(times_s, dtype=float), p50, np.minimum(p10, p50), np.maximum(p90, p50)
+        return QuantileForecast(
+            starts_s, p10_mw=np.minimum(p10, p50), p50_mw=p50, p90_mw=np.maximum(p90, p50)
         )

@@ -12,15 +12,14 @@ import json
 import logging
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
-from controller.planner.types import PlannerConfig, far_step_problem
+from controller.planner.types import PlannerConfig
 from harness.backtest import BacktestResult, run_all
 from harness.strategies import STRATEGIES
 from simulator.scenario import builtin_names, load_scenario
-from wire.tomlfile import FileError
+from wire.tomlfile import FileError, convert
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -176,6 +175,31 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+PLANNER_FLAGS: Final = ("horizon_h", "step_min", "far_step_min")
+"""``[planner]`` keys the backtest takes as flags (``--horizon-h`` ...)."""
+
+
+def planner_from_flags(args: argparse.Namespace) -> PlannerConfig:
+    """The planner settings the flags give, checked against the same bounds as the config
+    file's ``[planner]`` table.
+
+    Raises:
+        ValueError: a flag out of bounds, named as on the command line.
+    """
+    raw = {key: getattr(args, key) for key in PLANNER_FLAGS if getattr(args, key) is not None}
+    try:
+        planner = convert(raw, PlannerConfig, "command line")
+    except FileError as exc:
+        flag = "--" + exc.key.replace("_", "-")
+        reason = exc.reason
+        for key in PLANNER_FLAGS:
+            reason = reason.replace(key, "--" + key.replace("_", "-"))
+        raise ValueError(f"{flag} {exc.value}: {reason}") from None
+    if not float(planner.step_min).is_integer():
+        raise ValueError("--step-min must be a whole number of minutes (the plant steps 1 min)")
+    return planner
+
+
 def backtest_command(args: argparse.Namespace) -> int:
     """``smelter-ems backtest``: see docs/backtest.md."""
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
@@ -186,20 +210,7 @@ def backtest_command(args: argparse.Namespace) -> int:
     try:
         for name in names:
             load_scenario(name)
-        planner = PlannerConfig()
-        if args.horizon_h is not None:
-            planner = replace(planner, horizon_h=args.horizon_h)
-        if args.step_min is not None:
-            planner = replace(planner, step_min=args.step_min)
-        if args.far_step_min is not None:
-            planner = replace(planner, far_step_min=args.far_step_min)
-            problem = far_step_problem(planner.far_step_min, planner.step_min)
-            if problem:
-                raise ValueError(f"--far-step-min {problem.replace('step_min', '--step-min')}")
-        if not (planner.step_min >= 1 and float(planner.step_min).is_integer()):
-            raise ValueError("--step-min must be a whole number of minutes (the plant steps 1 min)")
-        if not (planner.horizon_h > 0 and planner.steps >= 1):
-            raise ValueError("--horizon-h must give the planner at least one step")
+        planner = planner_from_flags(args)
         if not 0.0 < args.days <= 3660.0:
             raise ValueError(f"--days must be in (0, 3660], got {args.days}")
         out = Path(args.out) if args.out else None

@@ -22,11 +22,11 @@ from controller.planner.types import (
     PlannerConfig,
     PlantState,
     Schedule,
-    SupplyForecast,
 )
 from controller.safety import SafetyLayer
 from controller.site import LineModel, SiteModel
 from controller.supply import SupplyForecaster
+from forecasting.types import QuantileForecast
 
 Key = tuple[str, str]
 Targets = dict[Key, float]
@@ -216,7 +216,7 @@ def persistence_forecast(
     now_s: float,
     config: PlannerConfig,
     capacity_mw: float,
-) -> SupplyForecast:
+) -> QuantileForecast:
     """The mpc's forecast until the forecasting issue lands: diurnal persistence.
 
     P50 of step k is the availability observed at the same time of day on the latest past day
@@ -237,11 +237,11 @@ def persistence_forecast(
     lead_h = (mid_s - now_s) / 3600.0
     w = np.clip(1.0 - lead_h / PERSISTENCE_BLEND_H, 0.0, 1.0)
     p50 = np.clip(w * latest_mw + (1.0 - w) * p50, 0.0, capacity_mw)
-    return SupplyForecast(
+    return QuantileForecast(
         starts_s,
-        p50,
-        PERSISTENCE_P10_FRAC * p50,
-        np.minimum(PERSISTENCE_P90_FRAC * p50, capacity_mw),
+        p10_mw=PERSISTENCE_P10_FRAC * p50,
+        p50_mw=p50,
+        p90_mw=np.maximum(np.minimum(PERSISTENCE_P90_FRAC * p50, capacity_mw), p50),
     )
 
 
@@ -262,13 +262,13 @@ class PlannerStrategy:
                 raise ValueError("the oracle needs the true supply in its context")
             step_s = cfg.step_min * 60.0
             starts_s = now_s + np.arange(cfg.steps, dtype=float) * step_s
-            forecast = SupplyForecast.exact(starts_s, context.true_supply(now_s, cfg.steps, step_s))
+            forecast = QuantileForecast.point(
+                starts_s, context.true_supply(now_s, cfg.steps, step_s)
+            )
         elif context.supply is not None:
             step_s = cfg.step_min * 60.0
             starts_s = now_s + np.arange(cfg.steps, dtype=float) * step_s
-            # the forecasters predict the mean around a valid time: ask for step midpoints
-            mid = context.supply.forecast(now_s, starts_s + step_s / 2.0)
-            forecast = SupplyForecast(starts_s, mid.p50_mw, mid.p10_mw, mid.p90_mw)
+            forecast = context.supply.forecast(now_s, starts_s, step_s)
         else:
             capacity_mw = sum(site.renewable_capacity_mw.values())
             forecast = persistence_forecast(

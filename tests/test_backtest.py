@@ -206,8 +206,10 @@ def test_cli_table_and_out_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str
         (["--strategy", "flat,greedy"], "--strategy: unknown"),
         (["--scenario", "atlantis"], "no such built-in scenario"),
         (["--days", "0"], "--days"),
-        (["--step-min", "0.5"], "--step-min"),
-        (["--far-step-min", "7"], "--far-step-min must divide a day"),
+        (["--step-min", "0.5"], "--step-min 0.5: Expected `float` >= 5.0"),
+        (["--step-min", "7.5"], "--step-min must be a whole number of minutes"),
+        (["--horizon-h", "72"], "--horizon-h 72.0: Expected `float` <= 48.0"),
+        (["--far-step-min", "7"], "--far-step-min 7.0: must divide a day"),
         (["--step-min", "30", "--far-step-min", "20"], "shorter than --step-min"),
     ],
 )

@@ -409,7 +409,7 @@ def _learned_core(hours: float = 30.0) -> tuple[ControllerCore, float]:
 
 def _forecast_p50(core: ControllerCore, ts: float) -> np.ndarray:
     times = ts + 900.0 * np.arange(1, 97)
-    return core.supply.forecast(ts, times).p50_mw
+    return core.supply.forecast(ts, times, 900.0).p50_mw
 
 
 def test_forecasters_survive_a_restart(tmp_path: Path) -> None:

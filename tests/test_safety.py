@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import wire as c
-from controller.planner.types import Schedule, SolveStatus, SupplyForecast
+from controller.planner.types import Schedule, SolveStatus
 from controller.safety import AssetLimits, SafetyEvent, SafetyLayer, limits_for
 from controller.site import BessModel, CaptiveModel, LineModel, SiteModel
+from forecasting.types import QuantileForecast
 
 # L1: [280, 440] kA, 80 kA/h, nominal 400.  L2: [240, 315] kA, 30 kA/h, nominal 300.
 # b1: ±50 MW, no ramp.  c1: [200, 600] MW, 600 MW/h (10 MW/min), holds on fallback.
@@ -240,7 +241,7 @@ def schedule(times_s: list[float], step_s: float = 900.0) -> Schedule:
         curtailed_mw=zeros,
         heat_budget_mwh={"L1": zeros, "L2": zeros},
         production_t={"L1": zeros, "L2": zeros},
-        forecast=SupplyForecast.exact(np.asarray(times_s, dtype=np.float64), zeros),
+        forecast=QuantileForecast.point(np.asarray(times_s, dtype=np.float64), zeros),
     )
 
 

@@ -22,9 +22,9 @@ from controller.planner.types import (
     PlannerConfig,
     PlantState,
     SolveStatus,
-    SupplyForecast,
 )
 from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+from forecasting.types import QuantileForecast
 
 T0 = 1_780_272_000.0  # 2026-06-01 00:00 UTC = 08:00 local (UTC+8)
 FLAT_TARIFF = dict(peak_per_mwh=500.0, flat_per_mwh=500.0, valley_per_mwh=500.0)
@@ -48,9 +48,9 @@ def state_for(site: SiteModel, **soc: float) -> PlantState:
     )
 
 
-def flat_forecast(cfg: PlannerConfig, mw: float | np.ndarray) -> SupplyForecast:
+def flat_forecast(cfg: PlannerConfig, mw: float | np.ndarray) -> QuantileForecast:
     times = T0 + np.arange(cfg.steps) * cfg.step_min * 60.0
-    return SupplyForecast.exact(times, np.broadcast_to(np.asarray(mw, float), times.shape).copy())
+    return QuantileForecast.point(times, np.broadcast_to(np.asarray(mw, float), times.shape).copy())
 
 
 def test_line_absorbs_a_surplus_at_the_top_of_its_band() -> None:
@@ -130,7 +130,7 @@ def test_a_grid_site_holds_captive_output_for_a_p10_outcome() -> None:
     )
     cfg = PlannerConfig(horizon_h=24)
     p50 = flat_forecast(cfg, 400.0)
-    fc = SupplyForecast(p50.times_s, p50.p50_mw, np.zeros(cfg.steps), p50.p90_mw)
+    fc = QuantileForecast(p50.times_s, np.zeros(cfg.steps), p50.p50_mw, p50.p90_mw)
     s = solve(site, state_for(site), fc, cfg)
     assert "reserve_p10" not in s.bent
     np.testing.assert_allclose(s.captive_mw["c1"], 180.0, atol=1e-6)
@@ -144,7 +144,7 @@ def test_the_plan_prepares_for_the_upside_of_the_forecast() -> None:
     for frac in (0.0, 0.5, 1.0):
         cfg = PlannerConfig(horizon_h=6, supply_upside_frac=frac)
         p50 = flat_forecast(cfg, 480.0)
-        fc = SupplyForecast(p50.times_s, p50.p50_mw, p50.p50_mw, np.full(cfg.steps, 580.0))
+        fc = QuantileForecast(p50.times_s, p50.p50_mw, p50.p50_mw, np.full(cfg.steps, 580.0))
         s = solve(site, state_for(site, b1=0.10), fc, cfg)
         assert s.bess_power_mw["b1"][0] == pytest.approx(-100.0 * frac, abs=1e-6)
 
@@ -277,7 +277,7 @@ def test_always_a_plan_within_the_envelope(
         bess_soc_frac={"b1": soc},
         captive_mw={"c1": captive},
     )
-    s = solve(ISLAND, state, SupplyForecast(flat_forecast(cfg, r).times_s, r, 0.8 * r, r), cfg)
+    s = solve(ISLAND, state, QuantileForecast(flat_forecast(cfg, r).times_s, 0.8 * r, r, r), cfg)
     assert s.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
     for ln, i_now in zip(ISLAND.lines, currents, strict=True):
         i = s.line_current_ka[ln.name]
@@ -410,7 +410,7 @@ def test_forecast_is_averaged_over_each_coarse_step() -> None:
     times = T0 + np.arange(cfg.steps) * 900.0
     p50 = np.arange(cfg.steps, dtype=float)  # 0, 1, 2, ... per 15 min
     fc = fit_forecast(
-        SupplyForecast(times, p50, 0.5 * p50, 2.0 * p50), Axis.for_config(T0, cfg, 8.0)
+        QuantileForecast(times, 0.5 * p50, p50, 2.0 * p50), Axis.for_config(T0, cfg, 8.0)
     )
     np.testing.assert_allclose(fc.p50_mw, [0, 1, 2, 3, 5.5, 9.5, 13.5, 17.5, 21.5, 25.5, 29.5])
     np.testing.assert_allclose(fc.p10_mw, 0.5 * fc.p50_mw)

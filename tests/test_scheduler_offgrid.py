@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from controller.planner import scheduler
 from controller.planner.model import Axis, day_ends, day_starts
-from controller.planner.types import LineState, PlannerConfig, PlantState, SupplyForecast
+from controller.planner.types import LineState, PlannerConfig, PlantState
 from controller.site import GridModel, LineModel, SiteModel
+from forecasting.types import QuantileForecast
 
 SITE = SiteModel(
     name="s",
@@ -32,10 +33,10 @@ def _state(t_s: float) -> PlantState:
     return PlantState(t_s=t_s, lines={"L1": LineState(current_ka=400.0, produced_today_t=produced)})
 
 
-def _forecast(t_s: float, cfg: PlannerConfig) -> SupplyForecast:
+def _forecast(t_s: float, cfg: PlannerConfig) -> QuantileForecast:
     times = t_s + np.arange(cfg.steps) * cfg.step_min * 60.0
     flat = np.full(cfg.steps, 300.0)
-    return SupplyForecast(times, flat, flat, flat)
+    return QuantileForecast.point(times, flat)
 
 
 @settings(max_examples=15, deadline=None)

@@ -52,9 +52,9 @@ def test_total_is_ordered_bounded_and_follows_the_weather_forecast() -> None:
     calm = WeatherForecast(ts=now, issued_ts=now, times=list(times), wind_speed_ms=[4.0] * 96)
     windy = WeatherForecast(ts=now, issued_ts=now, times=list(times), wind_speed_ms=[11.0] * 96)
     f.observe_weather(calm)
-    low = f.forecast(now, times + 450.0)
+    low = f.forecast(now, times, 900.0)
     f.observe_weather(windy)
-    high = f.forecast(now, times + 450.0)
+    high = f.forecast(now, times, 900.0)
     for q in (low, high):
         assert np.all(q.p10_mw <= q.p50_mw + 1e-9)
         assert np.all(q.p50_mw <= q.p90_mw + 1e-9)

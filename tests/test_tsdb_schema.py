@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mosquitto import MosquittoBroker
 
-from controller.planner.types import LineState, PlantState, Schedule, SolveStatus, SupplyForecast
+from controller.planner.types import LineState, PlantState, Schedule, SolveStatus
 from controller.site import LineModel
 from controller.tsdb import InfluxSettings, Point, encode_line
 from controller.tsdb.schema import (
@@ -25,6 +25,7 @@ from controller.tsdb.schema import (
     plan_points,
     state_points,
 )
+from forecasting.types import QuantileForecast
 from harness import simlog
 from simulator.bridge import serve
 from simulator.config import SimulatorConfig, SimulatorSection
@@ -215,7 +216,7 @@ def _schedule(steps: int = 4) -> Schedule:
         curtailed_mw=np.full(steps, 10.0),
         heat_budget_mwh={"L1": np.linspace(0, 3, steps)},
         production_t={"L1": np.full(steps, 9.0)},
-        forecast=SupplyForecast(times, p50, p50 * 0.8, p50 * 1.2),
+        forecast=QuantileForecast(times, p50 * 0.8, p50, p50 * 1.2),
         bent={"heat_budget": 0.5},
         solve_ms=42.0,
     )

@@ -41,12 +41,12 @@ from controller.planner.types import (
     PlantState,
     Schedule,
     SolveStatus,
-    SupplyForecast,
 )
 from controller.safety import Command, Key, SafetyLayer
 from controller.site import SiteModel
 from controller.state import StateTracker
 from controller.supply import SupplyForecaster
+from forecasting.types import QuantileForecast
 from wire import (
     BessTelemetry,
     CaptiveTelemetry,
@@ -110,7 +110,7 @@ class PlanJob:
     now_s: float
     site: SiteModel
     state: PlantState
-    forecast: SupplyForecast
+    forecast: QuantileForecast
     config: PlannerConfig
     why: str
 
@@ -369,8 +369,7 @@ class ControllerCore:
         step_s = self.planner.step_min * 60.0
         starts_s = now + np.arange(self.planner.steps, dtype=float) * step_s
         unreliable = {a for k, a in self._stale if k == "renewable"}
-        mid = self.supply.forecast(now, starts_s + step_s / 2.0, unreliable=unreliable)
-        forecast = SupplyForecast(starts_s, mid.p50_mw, mid.p10_mw, mid.p90_mw)
+        forecast = self.supply.forecast(now, starts_s, step_s, unreliable=unreliable)
         return PlanJob(now, site, self.tracker.state(now), forecast, self.planner, why)
 
     # --- plans ----------------------------------------------------------------------------

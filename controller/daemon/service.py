@@ -95,7 +95,7 @@ class Daemon:
         self.core = ControllerCore(
             site,
             config.controller,
-            config.planner.to_config(),
+            config.planner,
             self.topics,
             site_name=site_name,
         )

@@ -25,10 +25,10 @@ from controller.planner.types import (
     PlannerConfig,
     PlantState,
     Schedule,
-    SupplyForecast,
     far_step_problem,
 )
 from controller.site import BessModel, CaptiveModel, LineModel, SiteModel
+from forecasting.types import QuantileForecast
 
 # Slack prices, in objective units (1 = one MWh of renewable energy).  Each is far above what
 # bending the limit could gain, so a limit bends only when nothing else is feasible.
@@ -153,7 +153,7 @@ def _reference_currents(
 def build(
     site: SiteModel,
     state: PlantState,
-    fc: SupplyForecast,
+    fc: QuantileForecast,
     cfg: PlannerConfig,
     axis: Axis,
     reference: Schedule | None,
@@ -622,7 +622,7 @@ def add_reserve(
     built: Built,
     load_terms: list[tuple[IntArray, FloatArray]],
     load_const: FloatArray,
-    fc: SupplyForecast,
+    fc: QuantileForecast,
     axis: Axis,
 ) -> None:
     """P10 reserve: if supply comes in at P10, dispatchable headroom still covers the plan::

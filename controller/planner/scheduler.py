@@ -28,9 +28,9 @@ from controller.planner.types import (
     PlantState,
     Schedule,
     SolveStatus,
-    SupplyForecast,
 )
 from controller.site import LineModel, SiteModel
+from forecasting.types import QuantileForecast
 
 BENT_TOLERANCE = 1e-6
 MILP_OTHER = 4
@@ -40,7 +40,7 @@ MILP_OTHER = 4
 def solve(
     site: SiteModel,
     state: PlantState,
-    forecast: SupplyForecast,
+    forecast: QuantileForecast,
     config: PlannerConfig,
     reference: Schedule | None = None,
 ) -> Schedule:
@@ -124,7 +124,7 @@ def _highs(
 def fallback(
     site: SiteModel,
     state: PlantState,
-    forecast: SupplyForecast,
+    forecast: QuantileForecast,
     config: PlannerConfig,
     reason: str,
     *,
@@ -163,7 +163,7 @@ def fallback(
     )
 
 
-def fit_forecast(forecast: SupplyForecast, axis: Axis) -> SupplyForecast:
+def fit_forecast(forecast: QuantileForecast, axis: Axis) -> QuantileForecast:
     """The forecast on the planner's axis; NaN → 0.
 
     On a uniform grid, value k is the forecast's value k (truncated, or padded with its last
@@ -171,6 +171,12 @@ def fit_forecast(forecast: SupplyForecast, axis: Axis) -> SupplyForecast:
     (each value holds until the next time, the last one on) and averaged over each step.
     """
     times = np.asarray(forecast.times_s, dtype=float)
+    if (
+        times.shape == axis.times_s.shape
+        and np.allclose(times, axis.times_s, rtol=0.0, atol=1e-6)
+        and all(np.isfinite(v).all() for v in (forecast.p10_mw, forecast.p50_mw, forecast.p90_mw))
+    ):
+        return forecast  # already on the planner's steps (the daemon's and backtest's case)
     fine = (
         axis.n > 1
         and not np.allclose(axis.dt_h, axis.dt_h[0], rtol=0.0, atol=1e-9)
@@ -187,11 +193,11 @@ def fit_forecast(forecast: SupplyForecast, axis: Axis) -> SupplyForecast:
         return np.asarray(np.maximum(v[: axis.n], 0.0), dtype=float)
 
     p50 = fit(forecast.p50_mw)
-    return SupplyForecast(
+    return QuantileForecast(
         axis.times_s,
-        p50,
-        np.minimum(fit(forecast.p10_mw), p50),
-        np.maximum(fit(forecast.p90_mw), p50),
+        p10_mw=np.minimum(fit(forecast.p10_mw), p50),
+        p50_mw=p50,
+        p90_mw=np.maximum(fit(forecast.p90_mw), p50),
     )
 
 
@@ -246,7 +252,7 @@ def heat_trajectory(
 def _schedule(
     site: SiteModel,
     state: PlantState,
-    fc: SupplyForecast,
+    fc: QuantileForecast,
     axis: Axis,
     d: _Dispatch,
     *,

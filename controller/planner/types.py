@@ -1,7 +1,7 @@
 """Types the planner takes and returns: plant state, supply forecast, planner settings, schedule.
 
 Pure data: frozen dataclasses and numpy arrays, no I/O.  The scheduler
-(:mod:`controller.planner.scheduler`) maps ``(SiteModel, PlantState, SupplyForecast,
+(:mod:`controller.planner.scheduler`) maps ``(SiteModel, PlantState, QuantileForecast,
 PlannerConfig)`` to a :class:`Schedule`; the safety layer (:mod:`controller.safety`) turns a
 schedule's first step into setpoints.
 """
@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Annotated
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
+
+from forecasting.types import QuantileForecast
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,71 +49,61 @@ class PlantState:
     captive_mw: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class SupplyForecast:
-    """Total renewable availability at the planner's step times [MW], as quantiles."""
+class PlannerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Planner settings, declared once: the ``[planner]`` table of the config file is this
+    type, and the backtest's flags go through it too, so the bounds below hold wherever a
+    setting comes from (:func:`wire.tomlfile.convert` reports a bad one with its key).
 
-    times_s: FloatArray
-    p50_mw: FloatArray
-    p10_mw: FloatArray
-    p90_mw: FloatArray
+    Weights: renewable use first, then CO2, then cost (docs/scheduler.md).
+    """
 
-    def __post_init__(self) -> None:
-        n = self.times_s.shape
-        if not (self.p50_mw.shape == self.p10_mw.shape == self.p90_mw.shape == n):
-            raise ValueError("forecast arrays must all have the shape of times_s")
-        if not (
-            np.all(self.p10_mw <= self.p50_mw + 1e-9) and np.all(self.p50_mw <= self.p90_mw + 1e-9)
-        ):
-            raise ValueError("forecast quantiles must be ordered p10 ≤ p50 ≤ p90")
-
-    @classmethod
-    def exact(cls, times_s: FloatArray, mw: FloatArray) -> SupplyForecast:
-        """A perfect forecast (all quantiles equal): the oracle's."""
-        return cls(times_s, mw, mw, mw)
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    """Planner settings.  Weights: renewable use first, then CO2, then cost (docs/scheduler.md)."""
-
-    horizon_h: float = 24.0
-    step_min: float = 15.0
-    time_limit_s: float = 10.0
+    horizon_h: Annotated[float, msgspec.Meta(ge=1.0, le=48.0)] = 24.0
+    """How far ahead each plan looks [h]."""
+    step_min: Annotated[float, msgspec.Meta(ge=5.0, le=60.0)] = 15.0
+    """The plan's step [min]; it must divide the horizon."""
+    time_limit_s: Annotated[float, msgspec.Meta(gt=0.0, le=600.0)] = 10.0
     """The solver's time limit; past it without a solution the plan is the fallback."""
-    weight_renewable_per_mwh: float = 1.0
-    weight_co2_per_t: float = 0.05
-    weight_cost_per_cny: float = 1e-4
-    production_tolerance_frac: float = 0.004
+    weight_renewable_per_mwh: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
+    weight_co2_per_t: Annotated[float, msgspec.Meta(ge=0.0)] = 0.05
+    weight_cost_per_cny: Annotated[float, msgspec.Meta(ge=0.0)] = 1e-4
+    production_tolerance_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.1)] = 0.004
     """Daily production is kept in [target, target · (1 + tolerance)]."""
-    import_margin_frac: float = 0.05
+    import_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.05
     """Plan imports up to (1 − margin) of the limit: supply varies within a planning step, and
     a plan that sits on the limit makes the plant shed load on every dip.  Importing into the
     margin costs extra (``slack:import_margin``) rather than being forbidden."""
-    variability_margin_frac: float = 0.08
+    variability_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.08
     """The import margin is at least this share of the site's wind and PV capacity.  Their
     1-min output deviates from its 15-min mean by a standard deviation of 1.6–2.1 % of
     capacity in the built-in scenarios (7 days, seed 1; bench/supply_swing.py): 0.08 is 4–5
     of those, and 0.1 % of minutes deviate by more than 8.5–15 %.  At 0.05 of the limit alone
     (30 MW), Inner Mongolia's 1.6 GW of wind and PV took imports over its 600 MW limit for
     366 minutes in 7 days (45 MWh of pot-line load shed); at 0.08, 6 minutes (0.3 MWh)."""
-    island_bess_reserve_frac: float = 0.3
+    island_bess_reserve_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.3
     """Islanded sites: the share of BESS power (and an hour of it in energy) the plan leaves
     for the plant's fast frequency response, which covers what the captive unit's ramp cannot."""
     reserve_p10: bool = True
     """Keep the plan feasible if supply comes in at P10 (dispatchable headroom)."""
-    supply_upside_frac: float = 1.0
+    supply_upside_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
     """Plan to use up to P50 + this·(P90 − P50) of the renewable supply (1: P90).  A surplus
     the plan did not prepare for is lost renewable energy (weight 1 per MWh) while preparing
     for one that does not come costs imports or fuel (≈ 0.1 per MWh), so the quantile worth
     preparing for is about 1 / (1 + 0.1) ≈ P90; the P10 reserve still covers the downside."""
-    far_step_min: float | None = None
+    far_step_min: Annotated[float, msgspec.Meta(ge=5.0, le=240.0)] | None = None
     """Step length beyond ``near_h`` [min]: a non-uniform grid, ``step_min`` where the plan is
     acted on and coarser beyond, aligned to local whole multiples of it (so that midnights are
     step boundaries); None: ``step_min`` throughout.  The forecast stays on the ``step_min``
     grid (``steps``); the planner averages it over each coarse step."""
-    near_h: float = 6.0
+    near_h: Annotated[float, msgspec.Meta(ge=0.0, le=48.0)] = 6.0
     """How far ahead the grid keeps ``step_min`` when ``far_step_min`` is set [h]."""
+
+    def __post_init__(self) -> None:
+        steps = self.horizon_h * 60.0 / self.step_min
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError("step_min: must divide the horizon into whole steps")
+        problem = far_step_problem(self.far_step_min, self.step_min)
+        if problem:
+            raise ValueError(f"far_step_min: {problem}")
 
     @property
     def step_h(self) -> float:
@@ -161,7 +155,8 @@ class Schedule:
     """H at the end of each step."""
     production_t: dict[str, FloatArray]
     """Production in each step [t]."""
-    forecast: SupplyForecast
+    forecast: QuantileForecast
+    """The renewable supply the plan was made for, on its own steps."""
     bent: dict[str, float] = field(default_factory=dict)
     """Soft limits the plan had to bend: family name → total slack (in the family's unit)."""
     objective: float = float("nan")
