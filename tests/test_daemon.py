@@ -30,6 +30,7 @@ from daemon_helpers import (
 from mosquitto import MosquittoBroker
 from victoria import VictoriaMetrics
 
+from controller.core.records import SavedState
 from controller.daemon import persist
 from controller.state import StateTracker
 from controller.tsdb import InfluxSettings
@@ -266,7 +267,7 @@ def _spawn(
         )
 
 
-async def _wait_saved(state: Path, newer_than_ts: float = 0.0) -> persist.SavedState:
+async def _wait_saved(state: Path, newer_than_ts: float = 0.0) -> SavedState:
     async with asyncio.timeout(30.0):
         while True:
             loaded = persist.load(state) if state.exists() else None

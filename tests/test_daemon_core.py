@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 from controller.config import ControllerSection, DaemonConfig
+from controller.core.core import ControllerCore
+from controller.core.ports import Publication
+from controller.core.records import plan_message
 from controller.daemon import persist
-from controller.daemon.core import ControllerCore, Publication
 from controller.daemon.http import serve_http
 from controller.daemon.service import Daemon
 from controller.planner import scheduler
@@ -32,6 +34,7 @@ from wire import (
     Mode,
     ModeCommand,
     PlanMessage,
+    PlantAlarm,
     PotlineSetpoint,
     PotlineTelemetry,
     PowerSetpoint,
@@ -123,7 +126,7 @@ def _running_core() -> ControllerCore:
 def test_bad_messages_are_counted_by_kind_logged_once_and_never_reach_the_state(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="controller.daemon.ingest")
+    caplog.set_level(logging.WARNING, logger="controller.core.ingest")
     core = _core()
     line = TOPICS.potline("L1")
     good = encode(
@@ -222,6 +225,84 @@ def test_a_clock_jump_forward_does_not_count_as_time_to_ramp() -> None:
     assert sent and sent[-1].current_ka == pytest.approx(before, abs=1e-9)
 
 
+def test_a_clock_jump_back_replans_and_dispatches_at_once() -> None:
+    """A restarted simulator (plant time hours back) must not stop control until plant time
+    catches up with the old plan: the core re-plans on the new time base at once, sends the
+    new plan's setpoints, and says why in the status."""
+    core = _running_core()
+    for k in range(1, 31):  # half an hour on, with a cycle plan at T0 + 900 s
+        _feed(core, T0 + 60.0 * k, 0.05 * k)
+        core.tick(0.05 * k)
+        if (job := core.take_plan_job()) is not None:
+            core.on_schedule(scheduler.solve(job.site, job.state, job.forecast, job.config))
+    core.drain()
+    back_s = T0 - 6 * 3600.0
+    _feed(core, back_s, 2.0)
+    core.tick(2.0)
+    assert any("clock jumped back" in r for r in core.status().reasons)
+    job = core.take_plan_job()
+    assert job is not None and "clock jumped back" in job.why
+    assert job.now_s == back_s
+    core.on_schedule(scheduler.solve(job.site, job.state, job.forecast, job.config))
+    sent = _line_setpoints(core.drain())
+    assert sent and all(sp.ts == back_s for sp in sent)
+    assert core.plan is not None and sent[-1].plan_id == core.plan.plan_id
+    # and the cycle goes on on the new time base
+    _feed(core, back_s + 900.0, 2.5)
+    core.tick(2.5)
+    assert core.take_plan_job() is not None
+
+
+def test_the_days_metered_kpis_are_logged_every_plant_hour() -> None:
+    """Constant metered powers for 2 h: the hourly KPI points integrate them exactly
+    (hand-checkable: 200 MW of PV delivered, 280 MW imported, 480 MW of pot-line)."""
+    core = _core()
+    recorded: list[tuple[float, dict[str, float]]] = []
+
+    class Kpis:
+        def payload(self, *a: object) -> None: ...
+        def plan(self, *a: object) -> None: ...
+        def event(self, *a: object, **k: object) -> None: ...
+        def kpis(self, ts_s: float, table: dict[str, float]) -> None:
+            recorded.append((ts_s, table))
+
+    core.recorder = Kpis()
+    for k in range(121):
+        _feed(core, T0 + 60.0 * k, 0.01 * k)
+        core.tick(0.01 * k)
+    assert [ts for ts, _ in recorded] == [T0 + 3600.0, T0 + 7200.0]
+    # T0 is 08:00 local: the day's totals so far are 1 h and 2 h of the same powers
+    for hours, (_, table) in enumerate(recorded, start=1):
+        assert table["renewable_used_mwh"] == pytest.approx(200.0 * hours)
+        assert table["renewable_available_mwh"] == pytest.approx(200.0 * hours)
+        assert table["curtailed_mwh"] == pytest.approx(0.0)
+        assert table["grid_import_mwh"] == pytest.approx(280.0 * hours)
+        assert table["co2_t"] == pytest.approx(280.0 * hours * 0.6)
+        assert table["site_consumption_mwh"] == pytest.approx(480.0 * hours)
+        assert table["renewable_share"] == pytest.approx(200.0 / 480.0)
+        # aluminium since local midnight, 8 h before T0, at nominal current all along
+        target_t = LINE.production_t_per_h(400.0) * (8.0 + hours)
+        assert table["aluminium_target_t"] == pytest.approx(target_t)
+        assert table["aluminium_t"] == pytest.approx(target_t, rel=1e-6)
+
+
+def test_plant_alarms_are_counted_and_logged_once_per_code_then_hourly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = _running_core()
+    caplog.set_level(logging.WARNING, logger="controller.core.alarms")
+    for k in range(2000):
+        alarm = PlantAlarm(ts=T0 + k, asset="L1", code="load_shed", message=f"short {k}")
+        core.on_message(TOPICS.alarm(), encode(alarm), 0.0)
+    assert core.alarms == {"load_shed": 2000}
+    lines = [r.getMessage() for r in caplog.records]
+    # the first, then one summary per hour of plant time (2,000 s: none yet)
+    assert len(lines) == 1 and "short 0" in lines[0]
+    late = PlantAlarm(ts=T0 + 3600.0, asset="L1", code="load_shed", message="late")
+    core.on_message(TOPICS.alarm(), encode(late), 0.0)
+    assert len(caplog.records) == 2 and "2000 more" in caplog.records[1].getMessage()
+
+
 def test_solver_failures_end_in_safe_setpoints_with_the_reason() -> None:
     core = _running_core()
     core.drain()
@@ -310,13 +391,13 @@ def test_a_state_file_from_another_day_is_not_resumed() -> None:
 def test_the_plan_message_round_trips_and_a_48h_5min_plan_fits() -> None:
     core = _running_core()
     assert core.plan is not None
-    message = persist.plan_message(core.plan)
+    message = plan_message(core.plan)
     assert decode("plan", encode(message), PlanMessage) == message
     cfg = PlannerConfig(horizon_h=48.0, step_min=5.0, time_limit_s=30.0)
     state = core.tracker.state(T0)
     job = core.take_plan_job()
     big = scheduler.fallback(SITE, state, job.forecast if job else core.plan.forecast, cfg, "x")
-    assert len(encode(persist.plan_message(big))) < MAX_PLAN_BYTES
+    assert len(encode(plan_message(big))) < MAX_PLAN_BYTES
 
 
 def test_solves_near_the_time_limit_are_warned_about_once(
@@ -326,12 +407,12 @@ def test_solves_near_the_time_limit_are_warned_about_once(
     spell, naming the remedy, and one line when solves are fast again."""
     core = _running_core()
     assert core.plan is not None
-    caplog.set_level(logging.INFO, logger="controller.daemon.core")
+    caplog.set_level(logging.INFO, logger="controller.core.core")
     state = core.tracker.state(T0)
     for solve_ms in (2_000.0, 6_000.0, 7_000.0, 2_000.0, 6_000.0):
         plan = scheduler.fallback(SITE, state, core.plan.forecast, PlannerConfig(), "x")
         core.on_schedule(dataclasses.replace(plan, solve_ms=solve_ms))
-    messages = [r.getMessage() for r in caplog.records if r.name == "controller.daemon.core"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "controller.core.core"]
     slow = [m for m in messages if "of the solver's 10 s time limit" in m]
     assert len(slow) == 2
     assert "6.0 s" in slow[0] and "far_step_min" in slow[0]
@@ -346,7 +427,7 @@ def test_a_plan_on_a_non_uniform_grid_tells_each_steps_length() -> None:
     cfg = PlannerConfig(horizon_h=48.0, step_min=15.0, far_step_min=60.0, near_h=6.0)
     state = core.tracker.state(T0)
     plan = scheduler.solve(SITE, state, core.plan.forecast, cfg)
-    message = decode("plan", encode(persist.plan_message(plan)), PlanMessage)
+    message = decode("plan", encode(plan_message(plan)), PlanMessage)
     lengths = message.step_lengths_s
     assert len(lengths) == len(message.times) < 48 * 4
     assert lengths[0] == message.step_s == 900.0

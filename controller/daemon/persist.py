@@ -1,9 +1,8 @@
-"""The plan on the wire and the state file that lets the daemon restart without harm.
+"""The state file that lets the daemon restart without harm.
 
-:func:`plan_message` turns a :class:`~controller.planner.types.Schedule` into the retained
-``smelter/controller/plan`` payload.  :class:`SavedState` is what survives a restart: each
-line's heat budget, exchanger lag, production today and band usage, the operator's mode, the
-last setpoints and the last plan.  :func:`save` writes it atomically (temporary file, fsync,
+What survives a restart is :class:`~controller.core.records.SavedState` (each line's heat
+budget, exchanger lag, production today and band usage, the operator's mode, the last
+setpoints and the last plan).  :func:`save` writes it atomically (temporary file, fsync,
 rename), so a crash mid-write leaves the previous file whole; :func:`load` says why a file
 cannot be used instead of raising.  The renewable forecasters' learning is kept beside it
 (:func:`save_forecasters`, :func:`load_forecasters`), so a restart does not forecast cold.
@@ -15,68 +14,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 import msgspec
-import numpy as np
 
-from controller.planner.types import FloatArray, Schedule
+from controller.core.records import STATE_VERSION, SavedState
 from controller.site import SiteModel
-from controller.state import LineSnapshot
 from controller.supply import SupplyForecaster
-from wire import ModeCommand, PlanMessage
-
-STATE_VERSION: Final = 1
-
-
-def _series(values: FloatArray) -> list[float]:
-    # four decimals: 0.1 A, 0.1 kW, 1e-4 of SOC — finer than any meter, and half the bytes
-    return [round(float(v), 4) for v in np.nan_to_num(np.asarray(values, dtype=float))]
-
-
-def plan_message(schedule: Schedule) -> PlanMessage:
-    """The whole plan as the contract's plan payload (``ts`` = the plan's first step)."""
-    fc = schedule.forecast
-    times = [float(t) for t in schedule.times_s]
-    return PlanMessage(
-        ts=times[0] if times else 0.0,
-        plan_id=schedule.plan_id,
-        status=schedule.status.value,
-        reason=schedule.reason[:1000],
-        step_s=schedule.step_s,
-        times=times,
-        step_lengths_s=(
-            [] if schedule.step_lengths_s is None else [float(v) for v in schedule.step_lengths_s]
-        ),
-        line_current_ka={k: _series(v) for k, v in schedule.line_current_ka.items()},
-        bess_power_mw={k: _series(v) for k, v in schedule.bess_power_mw.items()},
-        bess_soc_frac={k: _series(v) for k, v in schedule.bess_soc_frac.items()},
-        captive_mw={k: _series(v) for k, v in schedule.captive_mw.items()},
-        heat_budget_mwh={k: _series(v) for k, v in schedule.heat_budget_mwh.items()},
-        grid_mw=_series(schedule.grid_mw),
-        renewable_used_mw=_series(schedule.renewable_used_mw),
-        curtailed_mw=_series(schedule.curtailed_mw),
-        forecast_p10_mw=_series(fc.p10_mw),
-        forecast_p50_mw=_series(fc.p50_mw),
-        forecast_p90_mw=_series(fc.p90_mw),
-        bent={k[:64]: float(v) for k, v in schedule.bent.items()},
-        solve_ms=max(schedule.solve_ms, 0.0),
-    )
-
-
-class SavedState(msgspec.Struct, frozen=True, kw_only=True):
-    """What the daemon keeps across a restart."""
-
-    version: int = STATE_VERSION
-    saved_ts: float
-    """Plant time of the save [s]."""
-    saved_wall_s: float
-    lines: dict[str, LineSnapshot]
-    mode: ModeCommand | None = None
-    applied: dict[str, float] = msgspec.field(default_factory=dict)
-    """"kind/asset" → the last setpoint sent [kA or MW]."""
-    applied_valid_until_s: float = 0.0
-    plan: PlanMessage | None = None
 
 
 @dataclass(frozen=True)

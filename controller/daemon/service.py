@@ -1,4 +1,4 @@
-"""The daemon's asyncio shell around :class:`~controller.daemon.core.ControllerCore`.
+"""The daemon's asyncio shell around :class:`~controller.core.core.ControllerCore`.
 
 Tasks, all on one event loop::
 
@@ -33,14 +33,20 @@ import aiomqtt
 import msgspec
 
 from controller.config import DaemonConfig
+from controller.core.core import ControllerCore
+from controller.core.ports import PlanJob, Publication, fallback_plan
 from controller.daemon import persist
-from controller.daemon.core import ControllerCore, PlanJob, Publication
 from controller.daemon.http import serve_http
-from controller.planner import scheduler
 from controller.planner.types import PlantState, Schedule
 from controller.site import SiteModel
 from controller.tsdb import PointSink, open_sink, resolve_token
-from controller.tsdb.schema import event_point, payload_points, plan_points, state_points
+from controller.tsdb.schema import (
+    event_point,
+    kpi_points,
+    payload_points,
+    plan_points,
+    state_points,
+)
 from wire import ControllerState, ControllerStatus, Topics, encode
 from wire.link import (
     INCOMING_DROPS,
@@ -249,9 +255,7 @@ class Daemon:
 
     async def _plan(self, job: PlanJob) -> None:
         loop = asyncio.get_running_loop()
-        self._solving = loop.run_in_executor(
-            self._executor, scheduler.solve, job.site, job.state, job.forecast, job.config
-        )
+        self._solving = loop.run_in_executor(self._executor, self.core.planner.plan, job)
         deadline_s = job.config.time_limit_s + SOLVER_MARGIN_S
         schedule: Schedule | None
         try:
@@ -273,7 +277,7 @@ class Daemon:
 
     def _fallback(self, job: PlanJob, reason: str) -> Schedule | None:
         try:
-            return scheduler.fallback(job.site, job.state, job.forecast, job.config, reason)
+            return fallback_plan(job, reason)
         except Exception:
             log.exception("the fallback plan failed too: sending safe setpoints")
             return None
@@ -390,7 +394,7 @@ class Daemon:
 
 
 class _SinkRecorder:
-    """The core's :class:`~controller.daemon.core.Recorder`, writing points to a sink."""
+    """The core's :class:`~controller.core.ports.Recorder`, writing points to a sink."""
 
     def __init__(self, sink: PointSink, site_name: str, site: SiteModel) -> None:
         self.sink = sink
@@ -413,6 +417,9 @@ class _SinkRecorder:
         self.sink.write(
             [event_point(self.site_name, kind, ts_s, asset=asset, code=code, message=message)]
         )
+
+    def kpis(self, ts_s: float, table: dict[str, float]) -> None:
+        self.sink.write(kpi_points(table, self.site_name, ts_s, period="day"))
 
 
 def sd_notify(message: str, environ: Mapping[str, str] = os.environ) -> None:

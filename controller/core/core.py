@@ -1,0 +1,487 @@
+"""The control core: one loop for the daemon and the backtest, without I/O.
+
+:class:`ControllerCore` takes raw MQTT messages (:meth:`~ControllerCore.on_message`), the wall
+clock (:meth:`~ControllerCore.tick`) and finished plans (:meth:`~ControllerCore.on_schedule`),
+and queues publications for its shell to send (:meth:`~ControllerCore.drain`).  It plans on
+plant time, taken from telemetry timestamps; the wall clock only watches for a silent plant.
+The daemon (:mod:`controller.daemon.service`) runs it on asyncio against a broker; the backtest
+(:mod:`harness.backtest`) runs the same core in line against the simulator.
+
+It composes small units, each with one idea: message routing (:mod:`.routing`), operator modes
+(:mod:`.modes`), restart restore (:mod:`.restore`), the forecasters' lifecycle
+(:mod:`.forecasters`), plan cadence (:mod:`.cadence`), status composition (:mod:`.status`),
+watchdogs (:mod:`.watchdog`, :mod:`.clock`), dispatch (:mod:`.dispatch`) and metering
+(:mod:`.metering`).  The fallback policy (docs/operations.md):
+
+========================  ==================================================================
+stale asset               the asset is unknown: a line is held at nominal by the planner, a
+                          BESS is left out of the plan and sent idle, a renewable plant adds
+                          nothing to the P10; status ``degraded``; re-plan at once
+plant silent (wall)       setpoints move towards safe values within ramp limits, at a plant
+                          time extrapolated from the last telemetry; status ``fallback``
+solver failure / timeout  the fallback plan (nominal current, BESS idle, captive holding);
+                          status ``fallback`` with the solver's reason
+clock jump                the jump is not integrated, ramp references and forecasters
+                          start again, re-plan and dispatch at once; status ``degraded`` for
+                          one cycle
+state file unreadable     start from nominal assumptions; status ``degraded`` for a cycle
+mode ``hold``/``manual``  last setpoints held / operator setpoints, through hard and ramp
+                          limits; status ``manual``
+========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Final
+
+import msgspec
+import numpy as np
+
+from controller.config import ControllerSection
+from controller.core.alarms import AlarmLog
+from controller.core.cadence import FIRST_PLAN_WAIT_S, PlanCadence
+from controller.core.clock import PlantClock
+from controller.core.dispatch import Dispatcher, next_step_s
+from controller.core.forecasters import Forecasters
+from controller.core.ingest import Ingest
+from controller.core.metering import Meter
+from controller.core.modes import OperatorModes
+from controller.core.ports import MpcPlanner, PlanJob, Planner, Publication, Recorder
+from controller.core.records import SavedState, plan_message
+from controller.core.restore import Resume
+from controller.core.routing import TELEMETRY_KINDS, Router
+from controller.core.status import Facts, StatusBoard, compose
+from controller.core.watchdog import Watchdog
+from controller.planner.types import PlannerConfig, Schedule, SolveStatus
+from controller.safety import Command, SafetyLayer
+from controller.site import SiteModel
+from controller.state import StateTracker
+from controller.supply import SupplyForecaster
+from wire import (
+    BessTelemetry,
+    CaptiveTelemetry,
+    ControllerState,
+    ControllerStatus,
+    GridTelemetry,
+    ModeCommand,
+    PlantAlarm,
+    PotlineTelemetry,
+    RenewableTelemetry,
+    Topics,
+    WeatherForecast,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+SLOW_SOLVE_FRAC: Final = 0.5
+"""A solve that takes more than this share of the solver's time limit is warned about: the
+next, a little harder, may end in the fallback plan."""
+
+
+class ControllerCore:
+    """The controller's state and decisions.  Pure: times are passed in, output is queued."""
+
+    def __init__(
+        self,
+        site: SiteModel,
+        settings: ControllerSection,
+        planner_config: PlannerConfig,
+        topics: Topics,
+        *,
+        planner: Planner | None = None,
+        site_name: str | None = None,
+    ) -> None:
+        self.site = site
+        self.settings = settings
+        self.planner_config = planner_config
+        self.planner: Planner = planner if planner is not None else MpcPlanner()
+        self.topics = topics
+        self.site_name = site_name or site.name
+        self.cycle_s = settings.cycle_min * 60.0
+        self.recorder: Recorder | None = None
+        self.clock = PlantClock()
+        self.tracker = StateTracker(site, stale_after_s=settings.stale_after_s)
+        self.safety = SafetyLayer(site, validity_s=settings.validity_s, topics=topics)
+        self.router = Router(topics)
+        self.router.observer = self._record
+        self.router.on(TELEMETRY_KINDS, self._on_telemetry)
+        self.router.on(("weather",), self._on_weather)
+        self.router.on(("mode",), self._on_mode)
+        self.router.on(("alarm",), self._on_alarm)
+        self.alarm_log = AlarmLog()
+        self.modes = OperatorModes()
+        self.resume = Resume()
+        self.forecasters = Forecasters(site, enabled=self.planner.uses_forecast)
+        self.cadence = PlanCadence(self.cycle_s)
+        self.board = StatusBoard(heartbeat_s=settings.heartbeat_s, notice_s=self.cycle_s)
+        self.watchdog = Watchdog(
+            site, stale_after_s=settings.stale_after_s, silence_wall_s=settings.silence_wall_s
+        )
+        self.dispatcher = Dispatcher(
+            self.safety, validity_s=settings.validity_s, heartbeat_s=settings.heartbeat_s
+        )
+        self.meter = Meter(site)
+        self.plan: Schedule | None = None
+        self.plans_made = 0
+        self.fallback_plans = 0
+        self.last_solve_ms = 0.0
+        self._slow_solves = False
+        self._plan_failure = ""
+        self._outbox: list[Publication] = []
+        self.dirty = False
+        """Setpoints went out since the last :meth:`snapshot`: the state file is behind."""
+
+    # --- what other code reads ---------------------------------------------------------
+
+    @property
+    def ingest(self) -> Ingest:
+        return self.router.ingest
+
+    @property
+    def mode(self) -> ModeCommand:
+        return self.modes.command
+
+    @property
+    def supply(self) -> SupplyForecaster | None:
+        return self.forecasters.supply
+
+    @property
+    def alarms(self) -> dict[str, int]:
+        return dict(self.alarm_log.counts)
+
+    @property
+    def setpoints_sent(self) -> int:
+        return self.dispatcher.sent
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def on_message(self, topic: str, data: bytes | bytearray, wall_s: float) -> None:
+        """One message from the broker: validated at the edge, then routed."""
+        self.router.route(topic, data, wall_s)
+
+    def _record(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
+        if self.recorder is not None:
+            self.recorder.payload(kind, asset, payload)
+
+    def _on_weather(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
+        if asset == self.site_name and isinstance(payload, WeatherForecast):
+            self.forecasters.observe_weather(payload)
+
+    def _on_mode(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
+        if isinstance(payload, ModeCommand):
+            self.set_mode(payload)
+
+    def _on_alarm(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
+        if isinstance(payload, PlantAlarm):
+            self.alarm_log.heard(payload)
+
+    def _on_telemetry(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
+        kind = _KINDS[type(payload)]
+        ts: float = payload.ts  # type: ignore[attr-defined]
+        if self.watchdog.heard(kind, asset, ts, wall_s):
+            log.info("telemetry is back after a silence")
+            self._event("recovery", "telemetry_back", "telemetry is back after a silence")
+            self.cadence.request("telemetry back after a silence")
+        jump = self.clock.jump(ts, wall_s, self.settings.clock_jump_s)
+        if jump is not None:
+            self._clock_jumped(jump, ts, wall_s)
+        self.clock.advance(ts, wall_s)
+        self._first_telemetry_checks(ts)
+        self.tracker.observe_telemetry(kind, asset, payload)
+        self.meter.observe(kind, asset, payload, ts)
+        if isinstance(payload, PotlineTelemetry):
+            self.safety.observe("potline", asset, payload.current_ka, ts)
+        elif isinstance(payload, BessTelemetry | CaptiveTelemetry):
+            self.safety.observe(kind, asset, payload.power_mw, ts)
+        elif isinstance(payload, RenewableTelemetry):
+            self.forecasters.observe_telemetry(asset, payload)
+            self._check_forecast_miss(ts)
+        elif isinstance(payload, GridTelemetry) and payload.shed_mw > 0.0:
+            self.board.notice("plant is shedding load", ts)
+
+    def _first_telemetry_checks(self, ts: float) -> None:
+        resumed = self.resume.at_telemetry(ts, self.tracker)
+        if resumed is not None:
+            notice, event = resumed
+            self.board.notice(notice, ts)
+            if event:
+                self._event("restart", "resumed", event)
+        afresh = self.forecasters.check(ts)
+        if afresh is not None:
+            self.board.notice(afresh, ts)
+
+    def set_mode(self, command: ModeCommand) -> None:
+        """An operator's mode command (older than the one in force: ignored)."""
+        if not self.modes.set(command, self.dispatcher.applied):
+            return
+        self._event("mode", command.mode.value, "set by the operator")
+        if self.clock.now_s is not None:
+            self._dispatch(self.clock.now_s)
+
+    def restore(self, saved: SavedState) -> None:
+        """Resume from a state file: the mode now, the lines at the first telemetry."""
+        self.modes.restore(saved.mode, saved.applied)
+        self.resume.take(saved)
+
+    def restore_forecasters(self, supply: SupplyForecaster, saved_ts: float) -> None:
+        """Use forecasters kept from before a restart (their age is checked at the first
+        telemetry); the newest weather forecast already received is given to them."""
+        self.forecasters.restore(supply, saved_ts)
+
+    def forecasters_dump(self) -> bytes | None:
+        """The forecasters' learning for :func:`persist.save_forecasters` (None before the
+        first telemetry, or while restored ones still wait for it)."""
+        return self.forecasters.dump(self.clock.now_s)
+
+    def notice(self, reason: str, for_s: float | None = None) -> None:
+        """A transient reason for the status (shown for one cycle by default)."""
+        self.board.notice(reason, self.clock.now_s, for_s)
+
+    # --- the clock ------------------------------------------------------------------------
+
+    def tick(self, wall_s: float) -> None:
+        """Called often (every ~0.2 s wall in the daemon, every plant step in the backtest):
+        watchdogs, heartbeats, hourly KPIs and the status."""
+        now = self.clock.now_s
+        if now is None:
+            return
+        silent_s = self.watchdog.silence_s(wall_s)
+        if silent_s is not None:
+            self.dispatcher.next_s = None  # safe setpoints at once
+            log.warning(
+                "no telemetry for %.0f s (wall clock): setpoints go to safe values", silent_s
+            )
+            self._event("fallback", "plant_silent", f"no telemetry for {silent_s:.0f} s")
+        if self.watchdog.silent:
+            t = self.clock.extrapolated_s(wall_s) or now
+            if self.dispatcher.next_s is None or t >= self.dispatcher.next_s:
+                self._send(self.dispatcher.safe(t, "silent"))
+            self._emit_status(now)
+            return
+        self._update_staleness(now)
+        if self.dispatcher.due(now):
+            self._dispatch(now)
+        if self.meter.hour_due(now) and self.recorder is not None:
+            self.recorder.kpis(now, self.meter.table(self.tracker.state(now)))
+        self._emit_status(now)
+
+    def take_plan_job(self) -> PlanJob | None:
+        """The next planning job when one is due (the shell calls it when the planner is free)."""
+        now = self.clock.now_s
+        if now is None or self.watchdog.silent or self.resume.pending is not None:
+            return None
+        ready = self.watchdog.ready_for_first_plan(now, FIRST_PLAN_WAIT_S)
+        why = self.cadence.due(now, ready=ready)
+        if why is None:
+            return None
+        stale_bess = self.watchdog.stale_of("bess")
+        site = dataclasses.replace(
+            self.site, bess=tuple(b for b in self.site.bess if b.name not in stale_bess)
+        )
+        cfg = self.planner_config
+        step_s = cfg.step_min * 60.0
+        starts_s = now + np.arange(cfg.steps, dtype=float) * step_s
+        unreliable = self.watchdog.stale_of("renewable")
+        forecast = self.forecasters.forecast(now, starts_s, step_s, unreliable=unreliable)
+        return PlanJob(now, site, self.tracker.state(now), forecast, cfg, why)
+
+    # --- plans ----------------------------------------------------------------------------
+
+    def on_schedule(self, schedule: Schedule) -> None:
+        """A finished plan (optimal, best within the time limit, or the fallback plan)."""
+        self.plan = schedule
+        self._plan_failure = ""
+        self.plans_made += 1
+        self.last_solve_ms = schedule.solve_ms
+        self._watch_solve_time(schedule.solve_ms)
+        if schedule.status == SolveStatus.FALLBACK:
+            self.fallback_plans += 1
+            log.warning("planner fell back to the safe plan: %s", schedule.reason)
+            self._event("fallback", "solver", schedule.reason)
+        now = self.clock.now_s
+        if self.recorder is not None and now is not None:
+            self.recorder.plan(schedule, self.tracker.state(now))
+        self._outbox.append(
+            Publication(self.topics.plan(), encode(plan_message(schedule)), 1, True)
+        )
+        if now is not None and not self.watchdog.silent:
+            self._dispatch(now)
+
+    def _watch_solve_time(self, solve_ms: float) -> None:
+        """Warn once when solves come near the time limit, and once when they are fast again."""
+        limit_s = self.planner_config.time_limit_s
+        slow = solve_ms > SLOW_SOLVE_FRAC * limit_s * 1e3
+        if slow and not self._slow_solves:
+            log.warning(
+                "planning took %.1f s of the solver's %g s time limit; past it the plan is the "
+                "safe fallback. Set [planner] far_step_min = 60, or shorten horizon_h or "
+                "lengthen step_min (docs/scheduler.md, Solve time)",
+                solve_ms / 1e3,
+                limit_s,
+            )
+        elif not slow and self._slow_solves:
+            log.info("planning back within %g s of the time limit", SLOW_SOLVE_FRAC * limit_s)
+        self._slow_solves = slow
+
+    def on_plan_failed(self, reason: str) -> None:
+        """No plan at all (not even the fallback plan): drop the plan, send safe setpoints."""
+        self.plan = None
+        self.fallback_plans += 1
+        self._plan_failure = reason
+        self._event("fallback", "no_plan", reason)
+        now = self.clock.now_s
+        if now is not None:
+            self._send(self.dispatcher.safe(now, "no-plan"))
+
+    def status(self) -> ControllerStatus:
+        now = self.clock.now_s
+        if now is None:
+            return ControllerStatus(
+                ts=0.0, state=ControllerState.STARTING, reasons=["waiting for telemetry"]
+            )
+        stale = [(k, a, self.watchdog.age_s((k, a), now)) for k, a in self.watchdog.stale]
+        facts = Facts(
+            now_s=now,
+            silent_for_s=self.settings.silence_wall_s if self.watchdog.silent else None,
+            plan=self.plan,
+            plan_failure=self._plan_failure,
+            stale=stale,
+            mode=self.modes.mode,
+        )
+        return compose(facts, self.board.notices(now))
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._outbox)
+
+    def drain(self) -> list[Publication]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def snapshot(self, wall_s: float) -> SavedState | None:
+        now = self.clock.now_s
+        if now is None:
+            return self.resume.pending
+        self.dirty = False
+        return SavedState(
+            saved_ts=now,
+            saved_wall_s=wall_s,
+            lines=self.tracker.snapshot(),
+            mode=self.modes.saved(),
+            applied={f"{k}/{a}": v for (k, a), v in self.dispatcher.applied.items()},
+            applied_valid_until_s=self.dispatcher.valid_until_s,
+            plan=plan_message(self.plan) if self.plan is not None else None,
+        )
+
+    def shutdown_setpoints(self, wall_s: float) -> list[Publication]:
+        """Safe setpoints for a stop: every asset towards its safe value, within ramp limits."""
+        t = self.clock.extrapolated_s(wall_s)
+        if t is None:
+            return []
+        self._send(self.dispatcher.safe(t, "shutdown"))
+        return self.drain()
+
+    def force_status(self) -> None:
+        """Publish the status at the next tick (after a reconnect: the retained one may be the
+        broker's last will)."""
+        self.board.force()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _dispatch(self, now: float) -> None:
+        if not self.modes.auto:
+            targets, source, plan_id = self.modes.targets(self.dispatcher.applied)
+            self._send(
+                self.dispatcher.send(targets, now, source=source, plan_id=plan_id, next_step_s=None)
+            )
+            return
+        if self.plan is None:
+            return
+        chosen = self.dispatcher.plan_targets(
+            self.plan, now, self.watchdog.stale, self.planner.source
+        )
+        if chosen is None:
+            # A plan that has run out (the solver is stuck): safe values, not its last step.
+            self._send(self.dispatcher.safe(now, "plan-expired"))
+            return
+        targets, source, plan_id = chosen
+        self._send(
+            self.dispatcher.send(
+                targets,
+                now,
+                source=source,
+                plan_id=plan_id,
+                next_step_s=next_step_s(self.plan, now),
+            )
+        )
+
+    def _send(self, sent: list[tuple[Command, Publication]]) -> None:
+        for (topic, payload), publication in sent:
+            self._outbox.append(publication)
+            if self.recorder is not None:
+                parsed = self.topics.parse(topic)
+                if parsed is not None:
+                    self.recorder.payload(parsed.kind, parsed.asset, payload)
+        self.dirty = True
+
+    def _update_staleness(self, now: float) -> None:
+        changes = self.watchdog.update(now)
+        for key in changes.lost:
+            log.warning("%s %s: telemetry stale, treated as unknown", *key)
+            self._event("stale", "stale_telemetry", f"{key[0]} {key[1]}", asset=key[1])
+        for key in changes.back:
+            log.info("%s %s: telemetry back", *key)
+            self._event("recovery", "telemetry_back", f"{key[0]} {key[1]}", asset=key[1])
+        if changes.lost or changes.back:
+            self.cadence.request("an asset was lost or came back")
+
+    def _clock_jumped(self, jump: str, ts: float, wall_s: float) -> None:
+        # The jump is not time the plant ran: no heat, production or energy is integrated over
+        # it, and the forecasters' history, on the old time base, starts again.
+        self.tracker.rebase(ts)
+        self.meter.rebase(ts)
+        self.forecasters.start_afresh()
+        self.watchdog.rebase(ts)
+        log.warning("%s: ramp references re-based, re-planning", jump)
+        self._event("clock", "jump", jump)
+        self.clock.reset(ts, wall_s)
+        self.safety.rebase(ts)
+        self.cadence.restart_at(ts, jump)
+        self.dispatcher.next_s = ts  # the plan in force, or safe values, at once
+        self.board.notice(jump, ts)
+
+    def _check_forecast_miss(self, ts: float) -> None:
+        plan = self.plan
+        capacity = sum(self.site.renewable_capacity_mw.values())
+        if plan is None or capacity <= 0.0 or plan.forecast.p50_mw.size == 0:
+            return
+        k = int(np.searchsorted(plan.times_s, ts, side="right")) - 1
+        if not 0 <= k < plan.forecast.p50_mw.size:
+            return
+        miss = abs(self.tracker.renewable_available_mw - float(plan.forecast.p50_mw[k]))
+        if miss > self.settings.forecast_miss_frac * capacity:
+            self.cadence.request(f"renewable availability {miss:.0f} MW off the forecast")
+
+    def _event(self, kind: str, code: str, message: str, *, asset: str = "") -> None:
+        if self.recorder is not None:
+            ts = self.clock.now_s or 0.0
+            self.recorder.event(kind, ts, asset=asset, code=code, message=message)
+
+    def _emit_status(self, now: float) -> None:
+        status = self.status()
+        if self.board.due(status):
+            self._outbox.append(Publication(self.topics.status(), encode(status), 1, True))
+            if self.recorder is not None:
+                self.recorder.payload("status", "", status)
+
+
+_KINDS: Final[dict[type, str]] = {
+    PotlineTelemetry: "potline",
+    BessTelemetry: "bess",
+    CaptiveTelemetry: "captive",
+    RenewableTelemetry: "renewable",
+    GridTelemetry: "grid",
+}
