@@ -372,15 +372,24 @@ async def test_the_daemon_logs_what_it_hears_sends_and_plans_to_the_tsdb(
         await w.wait_for(_setpoint("L1", Source.MPC))
         await w.wait_for(_setpoint("L1", Source.MPC), after=len(w.seen))
         sent_l1 = {p.ts for _, p in w.seen}
+        sent_plans = {p.plan_id for _, p in w.seen if p.source is Source.MPC}
     stats = d.sink.stats()  # type: ignore[union-attr]  # closed by now: everything sent
     assert stats.dropped == stats.rejected == stats.queued == stats.spool_points == 0
     names = {s["metric"]["__name__"] for s in tsdb.export("(telemetry|setpoint|plan|state)_.*")}
     assert {"telemetry_current_ka", "setpoint_current_ka", "state_heat_budget_mwh"} <= names
     assert any(n.startswith("plan_") for n in names)
-    logged_l1 = {
-        ts / 1e3
+    l1_setpoints = [
+        s
         for s in tsdb.export("setpoint_current_ka")
         if s["metric"].get("asset") == "L1" and s["metric"].get("site") == SCENARIO.site
-        for ts in s["timestamps"]
-    }
+    ]
+    logged_l1 = {ts / 1e3 for s in l1_setpoints for ts in s["timestamps"]}
     assert sent_l1 <= logged_l1  # every L1 setpoint the plant got is in the log
+    # and each names, as a tag, the plan it came from, whose L1 points carry the same tag
+    logged_plans = {s["metric"]["plan_id"] for s in l1_setpoints if s["metric"]["source"] == "mpc"}
+    planned = {
+        s["metric"]["plan_id"]
+        for s in tsdb.export("plan_current_ka")
+        if s["metric"].get("asset") == "L1" and s["metric"].get("site") == SCENARIO.site
+    }
+    assert sent_plans <= logged_plans <= planned
