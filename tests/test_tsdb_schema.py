@@ -419,7 +419,7 @@ async def test_the_simulator_logs_every_publication_as_points(
         ("telemetry", "captive"),
         ("forecast", "weather"),
     } <= kinds
-    assert {p["tags"]["site"] for p in parsed} == {scenario.name}
+    assert {p["tags"]["site"] for p in parsed} == {scenario.site}  # "baotou", not the name
     # every publication that maps to points did: one point per telemetry message
     telemetry = [t for t in published if "/telemetry/" in t]
     assert sum(p["measurement"] == "telemetry" for p in parsed) == len(telemetry)
