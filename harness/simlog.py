@@ -3,8 +3,9 @@
 The simulator may not import the time-series code (DESIGN §2), so it offers an observer hook
 (:data:`simulator.bridge.PublishObserver`) and this harness module plugs a point sink into it:
 each (topic, payload) is parsed with the contract's :class:`~wire.Topics` and
-turned into points by :func:`controller.tsdb.schema.payload_points`, with the scenario's name
-as the ``site`` tag.
+turned into points by :func:`controller.tsdb.schema.payload_points`, with the scenario's
+``site`` as the ``site`` tag: the daemon controlling that scenario uses the same one, so the two
+logs of one site fall in the same series.
 
 Logging is off unless asked for (``simulate`` is a test tool, and the daemon that listens to it
 logs the same telemetry): ``--influx-url URL`` writes to InfluxDB (token from ``INFLUX_TOKEN``,
@@ -110,7 +111,7 @@ def observer_factory(settings: InfluxSettings, token: str | None) -> ObserverFac
     ) -> AsyncIterator[PublishObserver]:
         sink = open_sink(settings, token=token)
         topics = Topics(config.mqtt.topic_prefix)
-        site = scenario.name
+        site = scenario.site
 
         def on_publish(topic: str, payload: msgspec.Struct) -> None:
             parsed = topics.parse(topic)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import line_protocol_parser
 import msgspec
 import pytest
 from daemon_helpers import (
@@ -373,15 +374,86 @@ async def test_the_daemon_logs_what_it_hears_sends_and_plans_to_the_tsdb(
         await w.wait_for(_setpoint("L1", Source.MPC))
         await w.wait_for(_setpoint("L1", Source.MPC), after=len(w.seen))
         sent_l1 = {p.ts for _, p in w.seen}
+        sent_plans = {p.plan_id for _, p in w.seen if p.source is Source.MPC}
     stats = d.sink.stats()  # type: ignore[union-attr]  # closed by now: everything sent
     assert stats.dropped == stats.rejected == stats.queued == stats.spool_points == 0
     names = {s["metric"]["__name__"] for s in tsdb.export("(telemetry|setpoint|plan|state)_.*")}
     assert {"telemetry_current_ka", "setpoint_current_ka", "state_heat_budget_mwh"} <= names
     assert any(n.startswith("plan_") for n in names)
-    logged_l1 = {
-        ts / 1e3
+    l1_setpoints = [
+        s
         for s in tsdb.export("setpoint_current_ka")
         if s["metric"].get("asset") == "L1" and s["metric"].get("site") == SCENARIO.site
-        for ts in s["timestamps"]
-    }
+    ]
+    logged_l1 = {ts / 1e3 for s in l1_setpoints for ts in s["timestamps"]}
     assert sent_l1 <= logged_l1  # every L1 setpoint the plant got is in the log
+    # and each names, as a tag, the plan it came from, whose L1 points carry the same tag
+    logged_plans = {s["metric"]["plan_id"] for s in l1_setpoints if s["metric"]["source"] == "mpc"}
+    planned = {
+        s["metric"]["plan_id"]
+        for s in tsdb.export("plan_current_ka")
+        if s["metric"].get("asset") == "L1" and s["metric"].get("site") == SCENARIO.site
+    }
+    assert sent_plans <= logged_plans <= planned
+
+
+def _cli(tmp_path: Path, *argv: str) -> subprocess.Popen[bytes]:
+    """``smelter-ems ARGV`` as a process, its stderr in ``tmp_path/{ARGV[0]}.log``."""
+    with open(tmp_path / f"{argv[0]}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "smelter_ems.cli", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, and its exit code; killed (code -9) if it has not stopped within 30 s."""
+    process.terminate()
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def _series(directory: Path) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    """(measurement, tags) of every point in the line-protocol files in ``directory``."""
+    out = set()
+    for path in directory.glob("*.lp"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            point = line_protocol_parser.parse_line(line)
+            out.add((point["measurement"], frozenset(point["tags"].items())))
+    return out
+
+
+async def test_the_daemon_and_the_simulator_log_one_site_under_one_site_tag(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """``smelter-ems simulate`` and ``smelter-ems run`` from one config file, both logging:
+    their points carry the same ``site`` (the scenario's ``site``), so a dashboard shows one
+    site and the telemetry both log falls in the same series."""
+    prefix = new_prefix()
+    sim_dir, daemon_dir = tmp_path / "sim", tmp_path / "daemon"
+    config = tmp_path / "smelter-ems.toml"
+    config.write_text(
+        f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
+        f'[simulator]\nscenario = "{SCENARIO.name}"\nspeed = 600.0\n'
+        f'[controller]\nscenario = "{SCENARIO.name}"\nhttp_port = 0\n'
+        f'state_file = "{tmp_path / "state.json"}"\n'
+        f'[influx]\nfiles_dir = "{daemon_dir}"\nflush_interval_s = 0.1\n',
+        encoding="utf-8",
+    )
+    async with watcher(broker, prefix, "command/potline/L1/setpoint") as w:
+        sim = _cli(tmp_path, "simulate", "--config", str(config), "--log-dir", str(sim_dir))
+        daemon = _cli(tmp_path, "run", "--config", str(config))
+        try:
+            await w.wait_for(_setpoint("L1", Source.MPC))  # it heard the plant and planned
+        finally:
+            codes = [await asyncio.to_thread(_stop, p) for p in (daemon, sim)]
+    assert codes == [0, 0]
+    sim_series, daemon_series = _series(sim_dir), _series(daemon_dir)
+    assert {dict(tags)["site"] for _, tags in sim_series | daemon_series} == {SCENARIO.site}
+    daemon_telemetry = {s for s in daemon_series if s[0] == "telemetry"}
+    assert daemon_telemetry and daemon_telemetry <= sim_series

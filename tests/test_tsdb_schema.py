@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,11 @@ import msgspec
 import numpy as np
 import pytest
 from mosquitto import MosquittoBroker
+from victoria import VictoriaMetrics
 
 from controller.planner.types import LineState, PlantState, Schedule, SolveStatus
 from controller.site import LineModel
-from controller.tsdb import InfluxSettings, Point, encode_line
+from controller.tsdb import InfluxSettings, Point, encode_line, open_sink
 from controller.tsdb.schema import (
     event_point,
     kpi_points,
@@ -152,14 +154,21 @@ def test_setpoints_status_mode_and_alarms() -> None:
             "s",
         )
     )
-    assert (sp.measurement, sp.tags["kind"], sp.tags["source"]) == ("setpoint", "potline", "mpc")
-    assert sp.fields == {"current_ka": 380.0, "valid_until_s": T + 60, "plan_id": "p7"}
+    assert sp.measurement == "setpoint"
+    assert sp.tags == {
+        "site": "s",
+        "kind": "potline",
+        "asset": "L1",
+        "source": "mpc",
+        "plan_id": "p7",  # a tag, as on the plan's points: the two join on it
+    }
+    assert sp.fields == {"current_ka": 380.0, "valid_until_s": T + 60}
     bess = one(
         payload_points(
             "bess_setpoint", "B1", PowerSetpoint(ts=T, power_mw=-10.0, valid_until=T + 60), "s"
         )
     )
-    assert bess.tags["kind"] == "bess" and "plan_id" not in bess.fields
+    assert bess.tags["kind"] == "bess" and "plan_id" not in bess.tags
 
     status = one(
         payload_points(
@@ -199,11 +208,11 @@ def test_unknown_payloads_give_no_point() -> None:
     assert payload_points("plan", "", Other(ts=T), "s") == []
 
 
-def _schedule(steps: int = 4) -> Schedule:
-    times = np.asarray(T + 900.0 * np.arange(steps), dtype=np.float64)
+def _schedule(steps: int = 4, *, t0_s: float = T, plan_id: str = "plan-1") -> Schedule:
+    times = np.asarray(t0_s + 900.0 * np.arange(steps), dtype=np.float64)
     p50 = np.full(steps, 100.0)
     return Schedule(
-        plan_id="plan-1",
+        plan_id=plan_id,
         status=SolveStatus.OPTIMAL,
         times_s=times,
         step_s=900.0,
@@ -249,6 +258,50 @@ def test_a_plan_is_one_point_per_step_and_asset_plus_its_forecast_and_a_summary(
     assert line.fields["heat_budget_mwh"] == 2.0
     fc = by_kind["forecast/renewable"][0].fields
     assert (fc["p10_mw"], fc["p50_mw"], fc["p90_mw"]) == (80.0, 100.0, 120.0)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("plan_id", ["7e5100000123", "1e1000000000", "123456789012"])
+async def test_setpoints_and_their_plan_carry_the_same_plan_id_in_the_store(
+    tsdb: VictoriaMetrics, tmp_path: Path, plan_id: str
+) -> None:
+    """Plan ids are hex; some read as numbers (7e5100000123 is 7·10^5100000123, +Inf as a
+    float).  Through the real VictoriaMetrics each setpoint still finds the plan it came from."""
+    site = f"s{uuid.uuid4().hex[:8]}"
+    now_s = time.time() - 3600.0  # VictoriaMetrics drops points more than 2 days ahead
+    plan = plan_points(_schedule(t0_s=now_s, plan_id=plan_id), site, plan_id, now_s - 60.0)
+    valid_until = now_s + 1800.0
+    setpoints = [
+        *payload_points(
+            "potline_setpoint",
+            "L1",
+            PotlineSetpoint(ts=now_s, current_ka=390.0, valid_until=valid_until, plan_id=plan_id),
+            site,
+        ),
+        *payload_points(
+            "bess_setpoint",
+            "B1",
+            PowerSetpoint(ts=now_s, power_mw=-10.0, valid_until=valid_until, plan_id=plan_id),
+            site,
+        ),
+    ]
+    settings = InfluxSettings(
+        url=tsdb.url, org="o", bucket="b", flush_interval_s=0.05, spool_dir=str(tmp_path / "sp")
+    )
+    sink = open_sink(settings, token=None)
+    sink.write([*plan, *setpoints])
+    await _until(lambda: sink.stats().written == len(plan) + len(setpoints))
+    await sink.close()
+    labels: dict[str, list[dict[str, str]]] = {}
+    for series in tsdb.export("(setpoint|plan)_.*"):
+        if series["metric"].get("site") == site:
+            labels.setdefault(series["metric"]["__name__"], []).append(series["metric"])
+    assert "setpoint_plan_id" not in labels  # no number made of the id
+    for name, asset in (("current_ka", "L1"), ("power_mw", "B1")):
+        sent = [m["plan_id"] for m in labels[f"setpoint_{name}"] if m["asset"] == asset]
+        planned = {m["plan_id"] for m in labels[f"plan_{name}"] if m["asset"] == asset}
+        assert sent == [plan_id]
+        assert planned == {plan_id}
 
 
 def test_state_events_and_kpis() -> None:
@@ -367,7 +420,7 @@ async def test_the_simulator_logs_every_publication_as_points(
         ("telemetry", "captive"),
         ("forecast", "weather"),
     } <= kinds
-    assert {p["tags"]["site"] for p in parsed} == {scenario.name}
+    assert {p["tags"]["site"] for p in parsed} == {scenario.site}  # "baotou", not the name
     # every publication that maps to points did: one point per telemetry message
     telemetry = [t for t in published if "/telemetry/" in t]
     assert sum(p["measurement"] == "telemetry" for p in parsed) == len(telemetry)

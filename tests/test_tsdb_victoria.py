@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 import urllib.request
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from victoria import VictoriaMetrics
+from victoria import VictoriaMetrics, parse_export_line
 
 from controller.tsdb import InfluxSettings, Point, open_sink
 from controller.tsdb.files import FileSink
@@ -228,3 +229,37 @@ async def test_line_protocol_files_import_into_the_database(
         with urllib.request.urlopen(request, timeout=30.0) as response:
             assert response.status == 204
     assert exported_values(tsdb, measurement) == list(range(3000))
+
+
+async def test_export_reads_values_that_victoria_metrics_stores_as_infinite(
+    tsdb: VictoriaMetrics, tmp_path: Path
+) -> None:
+    """VictoriaMetrics reads a quoted string field as a number when it can: a hex id such as
+    ``7e5100000123`` is 7·10^5100000123, stored as +Inf and exported as a bare ``+Inf``, which is
+    not JSON."""
+    measurement = unique("inf")
+    sink = open_sink(settings(tsdb, tmp_path), token=None)
+    sink.write(
+        [
+            Point(measurement, {"asset": "up"}, {"v": 1, "id": "7e5100000123"}, T0),
+            Point(measurement, {"asset": "down"}, {"v": 2, "id": "-1e999"}, T0),
+        ]
+    )
+    await until(lambda: sink.stats().written == 2)
+    await sink.close()
+    ids = {s["metric"]["asset"]: s["values"] for s in tsdb.export(f"{measurement}_id")}
+    assert ids == {"up": [math.inf], "down": [-math.inf]}
+    assert exported_values(tsdb, measurement) == [1, 2]
+
+
+def test_an_export_line_is_read_with_infinite_values_and_its_labels_untouched() -> None:
+    line = (
+        '{"metric":{"__name__":"m_v","odd":"[+Inf,-Inf]","q\\"":",NaN]"},'
+        '"values":[+Inf,-Inf,NaN,1.5,-2e-05],"timestamps":[1,2,3,4,5]}'
+    )
+    series = parse_export_line(line)
+    assert series["metric"] == {"__name__": "m_v", "odd": "[+Inf,-Inf]", 'q"': ",NaN]"}
+    assert series["values"][:2] == [math.inf, -math.inf]
+    assert math.isnan(series["values"][2])
+    assert series["values"][3:] == [1.5, -2e-05]
+    assert series["timestamps"] == [1, 2, 3, 4, 5]

@@ -6,12 +6,14 @@ port with the same data, so tests can take it away under a writer and bring it b
 
 What differs from InfluxDB (DESIGN §7): bucket and org are ignored; times are stored in
 milliseconds; a field becomes the metric ``{measurement}_{field}`` with the tags as labels;
-string fields are stored as 0; a malformed line is skipped with a 204 all the same.
+a string field is read as a number when it looks like one (``"7e5100000123"`` is +Inf, ``"nan"``
+is dropped) and stored as 0 otherwise; a malformed line is skipped with a 204 all the same.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -24,10 +26,30 @@ from typing import Any
 HOST = "127.0.0.1"
 _DIRS = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin"
 
+_EXPORT_METRIC = '{"metric":'
+_INFINITY = re.compile(r"(?<=[\[,])([+-])Inf(?=[,\]])")
+_JSON = json.JSONDecoder()
+
 
 def find_victoria_metrics() -> str | None:
     """The single-node VictoriaMetrics executable (Debian: /usr/bin/victoria-metrics)."""
     return shutil.which("victoria-metrics") or shutil.which("victoria-metrics", path=_DIRS)
+
+
+def parse_export_line(line: str) -> dict[str, Any]:
+    """One line of ``/api/v1/export``: ``{"metric": {...}, "values": [...], "timestamps": [...]}``.
+
+    Not quite JSON: VictoriaMetrics writes infinite values as bare ``+Inf`` and ``-Inf`` (Go's
+    formatting).  They are read as ``inf`` and ``-inf`` in the values only; the labels, which may
+    hold any text, are parsed as the JSON they are.  (A bare ``NaN`` Python's json reads as it
+    is, though VictoriaMetrics drops NaN on write.)
+    """
+    if not line.startswith(_EXPORT_METRIC):
+        raise ValueError(f"not an export line: {line[:80]!r}")
+    metric, end = _JSON.raw_decode(line, len(_EXPORT_METRIC))
+    rest = _INFINITY.sub(lambda m: "Infinity" if m[1] == "+" else "-Infinity", line[end:])
+    series: dict[str, Any] = json.loads("{" + rest.removeprefix(","))
+    return {"metric": metric, **series}
 
 
 def _free_port() -> int:
@@ -133,7 +155,7 @@ class VictoriaMetrics:
         url = f"{self.url}/api/v1/export?{urllib.parse.urlencode(query)}"
         with urllib.request.urlopen(url, timeout=60.0) as response:
             text = response.read().decode()
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [parse_export_line(line) for line in text.splitlines() if line.strip()]
 
     def log_tail(self, lines: int = 20) -> str:
         if not self.log_path.exists():

@@ -182,9 +182,9 @@ def _setpoint(
     fields: dict[str, FieldValue],
     site: str,
 ) -> Point:
-    if payload.plan_id:
-        fields["plan_id"] = payload.plan_id
-    tags = _tags(site, kind, asset, source=payload.source.value)
+    # a tag, as on the plan's points: a setpoint is found and joined with its plan by a plain
+    # filter; VictoriaMetrics keeps a tag as text, but reads a string field like 7e51... as +Inf
+    tags = _tags(site, kind, asset, source=payload.source.value, plan_id=payload.plan_id)
     return Point(SETPOINT, tags, fields, payload.ts)
 
 
