@@ -64,7 +64,8 @@ class _Line:
     produced_today_t: float = 0.0
     day: int | None = None
     usage: deque[tuple[float, float, float]] = field(default_factory=deque)
-    """(t_s, deep full-depth hours, high full-depth hours) per interval, last 24 h."""
+    """(t_s, deep full-depth hours, high full-depth hours) per interval outside the continuous
+    band, last 24 h."""
     hold_until_s: float | None = None
     """After a restore: the restored current holds until here (its setpoint's validity), and
     the plant's watchdog has put the line back to nominal after it."""
@@ -120,7 +121,8 @@ class _Line:
         depth_high = max((m.high_max_frac - m.band_high_frac) * i_n, 1e-9)
         deep = max(m.band_low_frac * i_n - self.current_ka, 0.0) / depth_deep * dt_h
         high = max(self.current_ka - m.band_high_frac * i_n, 0.0) / depth_high * dt_h
-        self.usage.append((b_s, deep, high))
+        if deep > 0.0 or high > 0.0:  # only the intervals outside the band: sums stay short
+            self.usage.append((b_s, deep, high))
         while self.usage and self.usage[0][0] < b_s - DAY_S:
             self.usage.popleft()
 

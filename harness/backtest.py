@@ -1,16 +1,17 @@
-"""The closed-loop backtest: the simulator and one strategy, in-process, on simulated time.
+"""The closed-loop backtest: the simulator and the controller's core, in-process, on plant time.
 
-The loop does what the daemon does over MQTT:
+The controller under test is the one the daemon runs: its
+:class:`~controller.core.core.ControllerCore`, with the strategy as its planner
+(:mod:`harness.strategies`).  At every plant step (``Plant.step_s``):
 
-1. at every plant step, every telemetry payload goes through the wire codec (``encode`` →
-   ``decode``) into the :class:`StateTracker`, and the measured currents and powers into the
-   safety layer (the daemon hears telemetry continuously, not once a cycle);
-2. every cycle (``cycle_s`` of plant time) the strategy decides from the tracker's
-   :class:`PlantState` and what it has seen;
-3. its targets go through the :class:`SafetyLayer` (setpoints valid for two cycles), and each
-   setpoint is delivered encoded to ``plant.receive``, so the plant's own decoding and
-   protection are exercised;
-4. the plant steps through the cycle (``Plant.step_s`` at a time).
+1. the plant publishes what it would on MQTT (telemetry, a weather forecast when one is due,
+   its alarms) and each message reaches the core encoded, as the broker would hand it over;
+2. the core ticks on plant time (the wall clock of a daemon that is never late), takes a plan
+   job when its cadence says one is due (every cycle on the grid of plant time, early on a
+   forecast miss, a lost asset ...), and the strategy plans it in line;
+3. the setpoints the core sends through its safety layer reach the plant encoded, so the
+   plant's own decoding and protection are exercised;
+4. the plant steps.
 
 The KPIs are the simulator's truth (:meth:`KpiAccumulator.result`), never the planner's model.
 A strategy that sends nothing (``flat``) leaves the plant exactly as an offline run.
@@ -21,38 +22,27 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import msgspec
 import numpy as np
 
-from controller.planner.types import FloatArray, PlannerConfig, PlantState, SolveStatus
-from controller.safety import SafetyLayer
+from controller.config import ControllerSection
+from controller.core.cadence import SCHEDULED
+from controller.core.core import ControllerCore
+from controller.core.ports import PlanJob
+from controller.planner.types import FloatArray, PlannerConfig, PlantState, Schedule, SolveStatus
 from controller.site import SiteModel
-from controller.state import DAY_S, StateTracker
-from controller.supply import SupplyForecaster
+from controller.state import DAY_S
 from harness.site_from_scenario import site_from_scenario
-from harness.strategies import Context, make_strategy
+from harness.strategies import OPTIMISERS, make_planner
 from simulator.kpi import SAFE_BATH_C, SAFE_SUPERHEAT_K, SiteStep
 from simulator.plant import Plant
 from simulator.scenario import Scenario, load_scenario
-from wire import (
-    BessTelemetry,
-    CaptiveTelemetry,
-    PotlineTelemetry,
-    RenewableTelemetry,
-    Source,
-    WeatherForecast,
-    decode,
-    encode,
-)
+from wire import encode
 
 Progress = Callable[[str, float], None]
 """(what is running, fraction of the whole job done) → None."""
 
-VALIDITY_CYCLES = 2
-"""Setpoints stay valid for two cycles: one missed cycle does not drop the plant to defaults."""
-SOURCES = {"flat": Source.FLAT, "rule": Source.RULE, "mpc": Source.MPC, "oracle": Source.MPC}
 TIMING_KEYS = frozenset({"solve_ms_p50", "solve_ms_p95", "runtime_s"})
 """KPIs that depend on the machine, not on the seed."""
 
@@ -137,22 +127,55 @@ def _true_supply(plant: Plant) -> Callable[[float, int, float], FloatArray]:
     return supply
 
 
-def _observe(
-    plant: Plant, tracker: StateTracker, safety: SafetyLayer, supply: SupplyForecaster | None
-) -> None:
-    """Telemetry to the controller's side, through the same codec the daemon's MQTT uses."""
-    for topic, payload in plant.telemetry():
-        parsed = plant.topics.parse(topic)
-        if parsed is None:
-            continue
-        decoded: msgspec.Struct = decode(parsed.kind, encode(payload))
-        tracker.observe_telemetry(parsed.kind, parsed.asset, decoded)
-        if supply is not None and isinstance(decoded, RenewableTelemetry):
-            supply.observe_telemetry(parsed.asset, decoded)
-        if isinstance(decoded, PotlineTelemetry):
-            safety.observe("potline", parsed.asset, decoded.current_ka, decoded.ts)
-        elif isinstance(decoded, BessTelemetry | CaptiveTelemetry):
-            safety.observe(parsed.kind, parsed.asset, decoded.power_mw, decoded.ts)
+class _InProcessBus:
+    """The broker, in line: each side's publications reach what the other subscribes to.
+
+    The plant's telemetry, weather forecasts and alarms go to the core as the encoded contract
+    messages the daemon receives; the core's commands go to the plant, which decodes them
+    itself.  The core's status and plan messages have no subscriber here.
+    """
+
+    def __init__(self, plant: Plant, core: ControllerCore) -> None:
+        self.plant = plant
+        self.core = core
+        self.commands = plant.topics.prefix + "/command/"
+        self.alarms: Counter[str] = Counter()
+        self._next_weather_s = plant.now_s
+
+    def plant_publishes(self, wall_s: float) -> None:
+        """Everything the plant publishes at its present time: weather forecast when due,
+        telemetry, alarms raised since the last step."""
+        plant, core = self.plant, self.core
+        if plant.now_s >= self._next_weather_s:
+            topic, forecast = plant.weather_forecast()
+            core.on_message(topic, encode(forecast), wall_s)
+            self._next_weather_s += plant.forecast_interval_s
+        for topic, payload in plant.telemetry():
+            core.on_message(topic, encode(payload), wall_s)
+        for topic, alarm in plant.drain_alarms():
+            self.alarms[alarm.code] += 1
+            core.on_message(topic, encode(alarm), wall_s)
+
+    def core_publishes(self) -> None:
+        for pub in self.core.drain():
+            if pub.topic.startswith(self.commands):
+                self.plant.receive(pub.topic, pub.payload)
+
+
+@dataclass
+class _Solves:
+    """What the optimiser strategies' plans cost, and why plans were made."""
+
+    optimiser: bool
+    solve_ms: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, job: PlanJob, schedule: Schedule) -> None:
+        self.reasons[job.why if job.why in SCHEDULED else "early"] += 1
+        if self.optimiser:
+            self.solve_ms.append(schedule.solve_ms)
+            self.statuses[schedule.status.value] += 1
 
 
 def run_backtest(
@@ -162,82 +185,66 @@ def run_backtest(
     days: float,
     seed: int,
     planner: PlannerConfig | None = None,
-    cycle_s: float = 900.0,
     progress: Progress | None = None,
     trace: bool = False,
 ) -> BacktestResult:
-    """Run ``strategy_name`` in closed loop with the simulator for ``days`` of plant time."""
+    """Run ``strategy_name`` in closed loop with the simulator for ``days`` of plant time.
+
+    The controller is the daemon's core (:class:`~controller.core.core.ControllerCore`) with
+    the strategy as its planner and the daemon's default settings, re-planning every planner
+    step (``planner.step_min``); plant time stands in for the wall clock.
+    """
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
-    planner = planner or PlannerConfig()
-    strategy = make_strategy(strategy_name)
+    config = planner or PlannerConfig()
     plant = Plant(sc, seed)
+    cycle_s = config.step_min * 60.0
     steps_per_cycle = round(cycle_s / plant.step_s)
     if steps_per_cycle < 1 or abs(steps_per_cycle * plant.step_s - cycle_s) > 1e-6:
-        raise ValueError(f"cycle_s must be a whole number of plant steps ({plant.step_s:g} s)")
+        raise ValueError(
+            f"the planner's step must be a whole number of plant steps ({plant.step_s:g} s)"
+        )
     if not 0.0 < days <= 3660.0:
         raise ValueError(f"days must be in (0, 3660], got {days}")
     site = site_from_scenario(sc)
-    tracker = StateTracker(site)
-    safety = SafetyLayer(site, validity_s=VALIDITY_CYCLES * cycle_s, topics=plant.topics)
-    true_supply = _true_supply(plant) if strategy_name == "oracle" else None
-    # mpc forecasts as the daemon will: from telemetry and the published weather forecasts
-    supply = SupplyForecaster(site) if strategy_name == "mpc" else None
-    next_weather_s = plant.now_s
-    cycles = max(1, round(days * 86_400.0 / cycle_s))
+    strategy = make_planner(strategy_name, _true_supply(plant))
+    settings = ControllerSection(cycle_min=config.step_min)
+    core = ControllerCore(site, settings, config, plant.topics, planner=strategy)
+    bus = _InProcessBus(plant, core)
+    solves = _Solves(strategy_name in OPTIMISERS)
+    steps = max(1, round(days * 86_400.0 / cycle_s)) * steps_per_cycle
     recorder = _Trace(site, plant) if trace else None
-    solve_ms: list[float] = []
-    plans: Counter[str] = Counter()
-    alarms: Counter[str] = Counter()
     started = time.perf_counter()
-    first_day_end_s = plant.now_s + DAY_S
+    start_s = plant.now_s
     first_day_used_mwh: float | None = None
-    for cycle in range(cycles):
-        now_s = plant.now_s
-        if first_day_used_mwh is None and now_s >= first_day_end_s:
+    for k in range(steps):
+        wall_s = plant.now_s - start_s
+        if first_day_used_mwh is None and plant.now_s >= start_s + DAY_S:
             first_day_used_mwh = _renewable_used_mwh(plant.kpi.result())
-        if supply is not None and now_s >= next_weather_s:
-            _, forecast = plant.weather_forecast()
-            supply.observe_weather(decode("weather", encode(forecast), WeatherForecast))
-            next_weather_s = now_s + plant.forecast_interval_s
-        _observe(plant, tracker, safety, supply)
-        state = tracker.state(now_s)
-        times_s, available_mw = tracker.renewable_history()
-        context = Context(
-            site, planner, safety, cycle_s, times_s, available_mw, true_supply, supply
-        )
-        targets, schedule = strategy.decide(now_s, state, context)
-        if schedule is not None:
-            solve_ms.append(schedule.solve_ms)
-            plans[schedule.status.value] += 1
-        # Sending nothing at all (flat) must leave the plant exactly as an offline run.
-        if targets:
-            plan_id = schedule.plan_id if schedule is not None else f"{strategy_name}-{cycle}"
-            for topic, payload in safety.dispatch(
-                targets, now_s, source=SOURCES[strategy_name], plan_id=plan_id
-            ):
-                plant.receive(topic, encode(payload))
-        for k in range(steps_per_cycle):
-            if k > 0:
-                # The daemon hears telemetry at 1 Hz, not once a cycle: within-cycle changes
-                # (load shedding, a new setpoint) reach the tracker's heat and production
-                # estimates one plant step late, not one cycle late.
-                _observe(plant, tracker, safety, supply)
-            step = plant.step()
-            alarms.update(a.code for _, a in plant.drain_alarms())
-            if recorder is not None:
-                recorder.add(step, plant, tracker.state(step.t_s))
-        if progress is not None:
-            progress(f"{sc.name} {strategy_name}", (cycle + 1) / cycles)
+        bus.plant_publishes(wall_s)
+        core.tick(wall_s)
+        job = core.take_plan_job()
+        if job is not None:
+            schedule = strategy.plan(job)
+            solves.add(job, schedule)
+            core.on_schedule(schedule)
+        bus.core_publishes()
+        step = plant.step()
+        if recorder is not None:
+            recorder.add(step, plant, core.tracker.state(step.t_s))
+        if progress is not None and (k + 1) % steps_per_cycle == 0:
+            progress(f"{sc.name} {strategy_name}", (k + 1) / steps)
     kpis = plant.kpi.result()
     kpis["renewable_used_after_day1_mwh"] = (
         None
         if first_day_used_mwh is None
         else round(_renewable_used_mwh(kpis) - first_day_used_mwh, 3)
     )
-    kpis |= _solver_stats(solve_ms, plans)
-    kpis["alarms"] = dict(sorted(alarms.items()))
-    kpis["safety_events"] = dict(sorted(Counter(e.code for e in safety.events).items()))
+    kpis |= _solver_stats(solves.solve_ms, solves.statuses)
+    kpis["plans"] = dict(sorted(solves.reasons.items()))
+    kpis["alarms"] = dict(sorted(bus.alarms.items()))
+    kpis["safety_events"] = dict(sorted(core.dispatcher.events.items()))
     kpis["rejected_commands"] = dict(plant.rejected)
+    kpis["rejected_messages"] = dict(core.ingest.rejected)
     kpis["runtime_s"] = round(time.perf_counter() - started, 3)
     return BacktestResult(
         sc.name, strategy_name, days, seed, kpis, recorder.arrays() if recorder else None
@@ -299,7 +306,6 @@ def run_all(
     seed: int,
     *,
     planner: PlannerConfig | None = None,
-    cycle_s: float = 900.0,
     progress: Progress | None = None,
     trace: bool = False,
     on_result: Callable[[BacktestResult], None] | None = None,
@@ -327,7 +333,6 @@ def run_all(
                 days=days,
                 seed=seed,
                 planner=planner,
-                cycle_s=cycle_s,
                 progress=report,
                 trace=trace,
             )

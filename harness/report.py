@@ -229,12 +229,15 @@ def backtest_command(args: argparse.Namespace) -> int:
 
     show = args.progress or sys.stderr.isatty()
     bar = ProgressBar(sys.stderr) if show else None
-    # The plant's protection logs each asset leaving its safe default at INFO, in every run:
-    # noise between the progress bar's redraws.  Its alarms are counted in the KPIs anyway.
+    # The plant's protection logs each asset leaving its safe default, and the controller's
+    # core each safety-layer change and status, at INFO, in every run: noise between the
+    # progress bar's redraws.  Both are counted in the KPIs anyway.
     protection_log = logging.getLogger("simulator.protection")
-    saved_level = protection_log.level
-    if not protection_log.isEnabledFor(logging.DEBUG):
-        protection_log.setLevel(logging.WARNING)
+    core_log = logging.getLogger("controller.core")
+    saved_levels = [(lg, lg.level) for lg in (protection_log, core_log)]
+    for lg, _ in saved_levels:
+        if not lg.isEnabledFor(logging.DEBUG):
+            lg.setLevel(logging.WARNING)
     try:
         summaries = run_all(
             names,
@@ -242,13 +245,13 @@ def backtest_command(args: argparse.Namespace) -> int:
             args.days,
             args.seed,
             planner=planner,
-            cycle_s=planner.step_min * 60.0,
             progress=bar,
             trace=out is not None,
             on_result=save,
         )
     finally:
-        protection_log.setLevel(saved_level)
+        for lg, level in saved_levels:
+            lg.setLevel(level)
         if bar is not None:
             bar.close()
     if out is not None:

@@ -1,96 +1,76 @@
-"""The strategies a backtest compares (DESIGN §5): ``flat``, ``rule``, ``mpc`` and ``oracle``.
+"""The strategies a backtest compares (DESIGN §5), as planners of the one control core.
 
-A strategy sees the plant only as the controller would: the :class:`PlantState` the state
-tracker estimated from telemetry, and a :class:`Context` with the site model, the planner
-settings and the renewable availability observed so far.  Only the oracle is also handed the
-true future availability.  It returns targets ``(kind, asset) → value`` [kA or MW] for the
-safety layer, and the schedule behind them when it planned one.
+Each is a :class:`~controller.core.ports.Planner`: the core that the daemon runs calls it with
+a :class:`~controller.core.ports.PlanJob` whenever a plan is due, and dispatches the
+:class:`~controller.planner.types.Schedule` it returns through the safety layer, exactly as in
+the daemon.  They differ only in how they plan:
+
+- ``flat``: no EMS.  Its plans command nothing, so the plant keeps its own safe defaults
+  (nominal current, BESS idle, captive unit holding): the baseline every gain is measured from.
+- ``rule``: a greedy surplus-follower without an optimiser (:class:`RulePlanner`).
+- ``mpc``: the product (:class:`~controller.core.ports.MpcPlanner`), with its own forecasts.
+- ``oracle``: the same planner with perfect foresight of the true supply: the upper bound.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from controller.core.ports import MpcPlanner, PlanJob, Planner
 from controller.planner import scheduler
-from controller.planner.types import (
-    FloatArray,
-    LineState,
-    PlannerConfig,
-    PlantState,
-    Schedule,
-)
-from controller.safety import SafetyLayer
+from controller.planner.types import FloatArray, LineState, PlantState, Schedule, SolveStatus
 from controller.site import LineModel, SiteModel
-from controller.supply import SupplyForecaster
 from forecasting.types import QuantileForecast
+from wire import Source
 
 Key = tuple[str, str]
 Targets = dict[Key, float]
 TrueSupply = Callable[[float, int, float], FloatArray]
 """(start [s], steps, step [s]) → mean true renewable availability in each step [MW]."""
 
-DAY_S = 86_400.0
 PRODUCTION_CATCH_UP_H = 4.0
 """The rule's production guard aims to close today's lag within this many hours."""
-PERSISTENCE_BLEND_H = 1.0
-"""The persistence forecast moves from the latest observation to the diurnal value over 1 h."""
-PERSISTENCE_P10_FRAC = 0.7
-PERSISTENCE_P90_FRAC = 1.3
-"""Placeholder quantiles around persistence until the forecasting package provides its own."""
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a strategy may know at a decision, besides the plant state."""
-
-    site: SiteModel
-    planner: PlannerConfig
-    safety: SafetyLayer
-    cycle_s: float
-    renewable_times_s: FloatArray
-    """Times of the renewable observations seen so far [s], oldest first."""
-    renewable_mw: FloatArray
-    """Total available renewable power at those times [MW]."""
-    true_supply: TrueSupply | None = None
-    """The simulator's true future availability: handed to the oracle only."""
-    supply: SupplyForecaster | None = None
-    """The forecaster fed from telemetry and weather forecasts (mpc); persistence without it."""
-
-    @property
-    def latest_renewable_mw(self) -> float:
-        return float(self.renewable_mw[-1]) if self.renewable_mw.size else 0.0
-
-
-class Strategy(Protocol):
-    name: str
-
-    def decide(
-        self, now_s: float, state: PlantState, context: Context
-    ) -> tuple[Targets, Schedule | None]: ...
 
 
 @dataclass
-class FlatStrategy:
-    """No EMS: no setpoints at all, so the plant keeps its safe defaults (nominal current,
-    BESS idle, captive unit holding): the baseline every gain is measured from."""
+class FlatPlanner:
+    """No EMS: plans that command no asset, so no setpoint is ever sent."""
 
     name: str = "flat"
+    source: Source = Source.FLAT
+    uses_forecast: bool = False
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
 
-    def decide(
-        self, now_s: float, state: PlantState, context: Context
-    ) -> tuple[Targets, Schedule | None]:
-        return {}, None
+    def plan(self, job: PlanJob) -> Schedule:
+        times = job.forecast.times_s
+        zeros = np.zeros(times.size)
+        return Schedule(
+            plan_id=f"flat-{next(self._ids)}",
+            status=SolveStatus.OPTIMAL,
+            times_s=times,
+            step_s=job.config.step_min * 60.0,
+            line_current_ka={},
+            bess_power_mw={},
+            bess_soc_frac={},
+            captive_mw={},
+            grid_mw=zeros,
+            renewable_used_mw=zeros,
+            curtailed_mw=zeros,
+            heat_budget_mwh={},
+            production_t={},
+            forecast=job.forecast,
+        )
 
 
 @dataclass
-class RuleStrategy:
+class RulePlanner:
     """A greedy surplus-follower, without an optimiser: what a careful operator might script.
 
-    Every cycle, with the renewable availability just observed:
+    At each plan, with the renewable availability just observed:
 
     1. surplus = available + the least the captive units can run at this cycle − the site
        load with every line at nominal (positive: renewables would be curtailed or exported);
@@ -100,14 +80,18 @@ class RuleStrategy:
        pro-rata target;
     3. heat guard: beyond ``heat_guard_frac`` of the heat budget the line may not go further
        on the side that adds to it, which steers it back towards nominal;
-    4. ramp-limited from the present current and clipped to the hard limits;
+    4. ramp-limited from the present current over one cycle and clipped to the hard limits;
     5. the BESS charges from what the lines leave of the surplus and discharges into a
        deficit, within its SOC limits;
     6. a grid-connected captive unit fills the remaining load and backs off to min stable in a
        surplus (islanded, the plant's own frequency control moves it).
+
+    The decision is held over the horizon (:func:`~controller.planner.scheduler.hold`).
     """
 
     name: str = "rule"
+    source: Source = Source.RULE
+    uses_forecast: bool = False
     heat_guard_frac: float = 0.5
     use_envelope: bool = False
     """Also use the deep/high bands while their 24 h duration budget lasts.  Off by default:
@@ -115,12 +99,30 @@ class RuleStrategy:
     superheat below 5 K and production short, for hardly more renewable energy used than the
     continuous band alone (docs/backtest.md)."""
 
-    def decide(
-        self, now_s: float, state: PlantState, context: Context
-    ) -> tuple[Targets, Schedule | None]:
-        site = context.site
-        cycle_h = context.cycle_s / 3600.0
-        available_mw = context.latest_renewable_mw
+    def plan(self, job: PlanJob) -> Schedule:
+        # without forecasters the job's forecast is persistence: the latest availability
+        available_mw = float(job.forecast.p50_mw[0]) if job.forecast.p50_mw.size else 0.0
+        targets = self.targets(job.now_s, job.state, job.site, available_mw, job.config.step_h)
+        return scheduler.hold(
+            job.site,
+            job.state,
+            job.forecast,
+            job.config,
+            {a: v for (k, a), v in targets.items() if k == "potline"},
+            {a: v for (k, a), v in targets.items() if k == "bess"},
+            {a: v for (k, a), v in targets.items() if k == "captive"},
+            status=SolveStatus.OPTIMAL,
+        )
+
+    def targets(
+        self,
+        now_s: float,
+        state: PlantState,
+        site: SiteModel,
+        available_mw: float,
+        cycle_h: float = 0.25,
+    ) -> Targets:
+        """The rule's targets ``(kind, asset) → kA or MW`` for one cycle of ``cycle_h``."""
         captive_floor_mw = sum(
             max(c.min_mw, state.captive_mw.get(c.name, c.min_mw) - c.ramp_mw_per_h * cycle_h)
             for c in site.captive
@@ -158,7 +160,7 @@ class RuleStrategy:
                 targets["captive", c.name] = min(
                     max(need_mw * c.max_mw / total_max_mw, c.min_mw), c.max_mw
                 )
-        return targets, None
+        return targets
 
     def _line_target_ka(
         self,
@@ -210,83 +212,38 @@ def production_bias_ka(line: LineModel, ls: LineState, now_s: float, site: SiteM
     return lag_t / (t_per_h_per_ka * catch_up_h)
 
 
-def persistence_forecast(
-    times_s: FloatArray,
-    available_mw: FloatArray,
-    now_s: float,
-    config: PlannerConfig,
-    capacity_mw: float,
-) -> QuantileForecast:
-    """The mpc's forecast until the forecasting issue lands: diurnal persistence.
+@dataclass(frozen=True)
+class OraclePlanner:
+    """The product's planner handed the true future supply instead of a forecast."""
 
-    P50 of step k is the availability observed at the same time of day on the latest past day
-    (interpolated at the step's midpoint), blended linearly from the latest observation over
-    the first :data:`PERSISTENCE_BLEND_H`; without history that far back, the latest
-    observation.  P10 = 0.7·P50 and P90 = min(1.3·P50, capacity) are placeholders.
-    """
-    step_s = config.step_min * 60.0
-    starts_s = now_s + np.arange(config.steps, dtype=float) * step_s
-    mid_s = starts_s + step_s / 2.0
-    latest_mw = float(available_mw[-1]) if available_mw.size else 0.0
-    p50 = np.full(config.steps, latest_mw)
-    if available_mw.size:
-        days = np.maximum(1.0, np.ceil((mid_s - now_s) / DAY_S))
-        past_s = mid_s - days * DAY_S
-        diurnal = np.interp(past_s, times_s, available_mw)
-        p50 = np.where(past_s >= times_s[0], diurnal, latest_mw)
-    lead_h = (mid_s - now_s) / 3600.0
-    w = np.clip(1.0 - lead_h / PERSISTENCE_BLEND_H, 0.0, 1.0)
-    p50 = np.clip(w * latest_mw + (1.0 - w) * p50, 0.0, capacity_mw)
-    return QuantileForecast(
-        starts_s,
-        p10_mw=PERSISTENCE_P10_FRAC * p50,
-        p50_mw=p50,
-        p90_mw=np.maximum(np.minimum(PERSISTENCE_P90_FRAC * p50, capacity_mw), p50),
-    )
+    true_supply: TrueSupply
+    name: str = "oracle"
+    source: Source = Source.MPC
+    uses_forecast: bool = False
 
-
-@dataclass
-class PlannerStrategy:
-    """The product's planner; ``mpc`` forecasts with the forecasting package (persistence when
-    it has no forecaster), ``oracle`` knows the truth."""
-
-    name: str
-
-    def decide(
-        self, now_s: float, state: PlantState, context: Context
-    ) -> tuple[Targets, Schedule | None]:
-        cfg = context.planner
-        site = context.site
-        if self.name == "oracle":
-            if context.true_supply is None:
-                raise ValueError("the oracle needs the true supply in its context")
-            step_s = cfg.step_min * 60.0
-            starts_s = now_s + np.arange(cfg.steps, dtype=float) * step_s
-            forecast = QuantileForecast.point(
-                starts_s, context.true_supply(now_s, cfg.steps, step_s)
-            )
-        elif context.supply is not None:
-            step_s = cfg.step_min * 60.0
-            starts_s = now_s + np.arange(cfg.steps, dtype=float) * step_s
-            forecast = context.supply.forecast(now_s, starts_s, step_s)
-        else:
-            capacity_mw = sum(site.renewable_capacity_mw.values())
-            forecast = persistence_forecast(
-                context.renewable_times_s, context.renewable_mw, now_s, cfg, capacity_mw
-            )
-        schedule = scheduler.solve(site, state, forecast, cfg)
-        return context.safety.from_schedule(schedule, now_s), schedule
+    def plan(self, job: PlanJob) -> Schedule:
+        cfg = job.config
+        step_s = cfg.step_min * 60.0
+        starts_s = job.forecast.times_s
+        truth = QuantileForecast.point(starts_s, self.true_supply(job.now_s, cfg.steps, step_s))
+        return scheduler.solve(job.site, job.state, truth, cfg)
 
 
 STRATEGIES = ("flat", "rule", "mpc", "oracle")
+OPTIMISERS = frozenset({"mpc", "oracle"})
+"""The strategies whose plans are solves (the backtest reports their solve times)."""
 
 
-def make_strategy(name: str) -> Strategy:
-    """A fresh strategy (strategies may keep state between cycles of one run)."""
+def make_planner(name: str, true_supply: TrueSupply | None = None) -> Planner:
+    """A fresh planner for strategy ``name`` (the oracle needs ``true_supply``)."""
     if name == "flat":
-        return FlatStrategy()
+        return FlatPlanner()
     if name == "rule":
-        return RuleStrategy()
-    if name in ("mpc", "oracle"):
-        return PlannerStrategy(name)
+        return RulePlanner()
+    if name == "mpc":
+        return MpcPlanner()
+    if name == "oracle":
+        if true_supply is None:
+            raise ValueError("the oracle needs the true supply")
+        return OraclePlanner(true_supply)
     raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")

@@ -18,7 +18,7 @@ DAYS = 1.0
 SEED = 1
 HARNESS_KEYS = frozenset(
     {"solves", "fallback_plans", "time_limit_plans", "alarms", "safety_events"}
-    | {"rejected_commands", "renewable_used_after_day1_mwh"}
+    | {"rejected_commands", "renewable_used_after_day1_mwh", "plans", "rejected_messages"}
     | TIMING_KEYS
 )
 PROTECTION_CODES = frozenset({"clamped", "expired", "expired_on_arrival", "watchdog"})
@@ -105,7 +105,12 @@ def test_planner_strategies_rank_and_keep_the_pots_safe(
     for strategy in ("mpc", "oracle"):
         kpis = planned[name, strategy].kpis
         assert kpis["thermal_violation_min"] == 0.0, strategy
-        assert kpis["solves"] == round(DAYS * 96)
+        # the daemon's cadence: a plan per 15-min cycle of plant time, plus early ones on events
+        plans = kpis["plans"]
+        assert isinstance(plans, dict)
+        assert plans["first plan"] == 1 and plans["cycle"] == round(DAYS * 96) - 1
+        assert kpis["solves"] == sum(plans.values())
+        assert kpis["rejected_messages"] == {}  # every contract message passed the core's edge
         alarms = kpis["alarms"]
         assert isinstance(alarms, dict)
         assert not PROTECTION_CODES & alarms.keys(), (strategy, alarms)

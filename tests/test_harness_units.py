@@ -1,5 +1,5 @@
-"""Harness pieces on their own: scenario → site model, the rule strategy, the persistence
-forecast and the capture ratio, on hand-built inputs whose answers can be checked by hand."""
+"""Harness pieces on their own: scenario → site model, the strategies as planners and the
+capture ratio, on hand-built inputs whose answers can be checked by hand."""
 
 from __future__ import annotations
 
@@ -11,18 +11,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.planner.types import LineState, PlannerConfig, PlantState
+from controller.core.ports import PlanJob
+from controller.planner.types import LineState, PlannerConfig, PlantState, SolveStatus
 from controller.safety import SafetyLayer
 from controller.site import SiteModel
+from forecasting.types import QuantileForecast
 from harness.backtest import capture_ratio
 from harness.site_from_scenario import site_from_scenario
 from harness.strategies import (
-    Context,
-    RuleStrategy,
-    persistence_forecast,
+    FlatPlanner,
+    OraclePlanner,
+    RulePlanner,
     production_bias_ka,
 )
 from simulator.scenario import load_scenario
+from wire import Source
 
 T0_S = 1_780_272_000.0
 """2026-06-01 00:00 UTC = 08:00 local (UTC+8)."""
@@ -88,17 +91,6 @@ def site() -> SiteModel:
     return site_from_scenario(load_scenario("yunnan-hydro-solar"))
 
 
-def _context(site: SiteModel, available_mw: float) -> Context:
-    return Context(
-        site=site,
-        planner=PlannerConfig(),
-        safety=SafetyLayer(site, validity_s=1800.0),
-        cycle_s=900.0,
-        renewable_times_s=np.array([T0_S]),
-        renewable_mw=np.array([available_mw]),
-    )
-
-
 def _state(site: SiteModel, *, soc: float = 0.5, **line: float) -> PlantState:
     fields = {"current_ka": 400.0, **line}
     return PlantState(
@@ -115,10 +107,9 @@ def _on_track_t(site: SiteModel) -> float:
 
 def test_rule_follows_a_surplus_up_to_the_band(site: SiteModel) -> None:
     # 2000 MW available against a 1000 MW site: far more than ±5 % of the lines can take
-    targets, schedule = RuleStrategy().decide(
-        T0_S, _state(site, produced_today_t=_on_track_t(site)), _context(site, 2000.0)
+    targets = RulePlanner().targets(
+        T0_S, _state(site, produced_today_t=_on_track_t(site)), site, 2000.0
     )
-    assert schedule is None
     for line in site.lines:
         assert targets["potline", line.name] == pytest.approx(420.0)  # band top, ramp allows it
     assert targets["bess", "bess1"] == -100.0  # the rest charges the battery at full power
@@ -127,7 +118,7 @@ def test_rule_follows_a_surplus_up_to_the_band(site: SiteModel) -> None:
 def test_rule_small_surplus_moves_current_by_its_share(site: SiteModel) -> None:
     nominal_mw = sum(ln.power_mw(400.0) for ln in site.lines) + site.auxiliary_load_mw
     state = _state(site, produced_today_t=_on_track_t(site))
-    targets, _ = RuleStrategy().decide(T0_S, state, _context(site, nominal_mw + 19.05))
+    targets = RulePlanner().targets(T0_S, state, site, nominal_mw + 19.05)
     # each line takes half of 19.05 MW at dP/dI = 300 x (1.65 + 2 x 5.875e-3 x 400) mW/kA
     assert targets["potline", "L1"] == pytest.approx(400.0 + 9.525 / 1.905)
     assert targets["bess", "bess1"] == pytest.approx(0.0, abs=0.5)
@@ -135,21 +126,21 @@ def test_rule_small_surplus_moves_current_by_its_share(site: SiteModel) -> None:
 
 def test_rule_deficit_goes_down_and_discharges(site: SiteModel) -> None:
     state = _state(site, produced_today_t=_on_track_t(site))
-    targets, _ = RuleStrategy().decide(T0_S, state, _context(site, 0.0))
+    targets = RulePlanner().targets(T0_S, state, site, 0.0)
     assert targets["potline", "L1"] == pytest.approx(380.0)
     assert targets["bess", "bess1"] == 100.0
-    empty, _ = RuleStrategy().decide(
-        T0_S, _state(site, soc=0.1, produced_today_t=_on_track_t(site)), _context(site, 0.0)
+    empty = RulePlanner().targets(
+        T0_S, _state(site, soc=0.1, produced_today_t=_on_track_t(site)), site, 0.0
     )
     assert empty["bess", "bess1"] == 0.0  # at its SOC floor
 
 
 def test_rule_heat_guard_steers_back_to_nominal(site: SiteModel) -> None:
     hot = _state(site, current_ka=415.0, heat_budget_mwh=20.0, produced_today_t=_on_track_t(site))
-    targets, _ = RuleStrategy().decide(T0_S, hot, _context(site, 2000.0))
+    targets = RulePlanner().targets(T0_S, hot, site, 2000.0)
     assert targets["potline", "L1"] == pytest.approx(400.0)  # surplus, but no more heat
     cold = _state(site, current_ka=385.0, heat_budget_mwh=-20.0, produced_today_t=1e6)
-    targets, _ = RuleStrategy().decide(T0_S, cold, _context(site, 0.0))
+    targets = RulePlanner().targets(T0_S, cold, site, 0.0)
     assert targets["potline", "L1"] == pytest.approx(400.0)
 
 
@@ -162,32 +153,33 @@ def test_rule_production_guard_lifts_a_lagging_line(site: SiteModel) -> None:
     )
     ahead = replace(lagging, produced_today_t=_on_track_t(site) + 3.0)
     assert production_bias_ka(line, ahead, T0_S, site) == 0.0
-    targets, _ = RuleStrategy().decide(
+    targets = RulePlanner().targets(
         T0_S,
         _state(site, current_ka=380.0, produced_today_t=_on_track_t(site) - 3.0),
-        _context(site, 0.0),
+        site,
+        0.0,
     )
     assert targets["potline", "L1"] == pytest.approx(380.0 + 8.01, abs=0.01)
 
 
 def test_rule_uses_the_envelope_only_when_asked_and_budget_allows(site: SiteModel) -> None:
     state = _state(site, produced_today_t=_on_track_t(site))
-    targets, _ = RuleStrategy(use_envelope=True).decide(T0_S, state, _context(site, 0.0))
+    targets = RulePlanner(use_envelope=True).targets(T0_S, state, site, 0.0)
     assert targets["potline", "L1"] == pytest.approx(380.0)  # ramp: 20 kA per 15 min
     deep = _state(site, current_ka=345.0, produced_today_t=_on_track_t(site))
-    targets, _ = RuleStrategy(use_envelope=True).decide(T0_S, deep, _context(site, 0.0))
+    targets = RulePlanner(use_envelope=True).targets(T0_S, deep, site, 0.0)
     assert targets["potline", "L1"] == pytest.approx(340.0)
     spent = _state(site, current_ka=345.0, deep_used_h=4.0, produced_today_t=_on_track_t(site))
-    targets, _ = RuleStrategy(use_envelope=True).decide(T0_S, spent, _context(site, 0.0))
+    targets = RulePlanner(use_envelope=True).targets(T0_S, spent, site, 0.0)
     assert targets["potline", "L1"] == pytest.approx(365.0)  # back towards the band
 
 
 def test_rule_captive_fills_the_residual_within_its_limits() -> None:
     site = site_from_scenario(load_scenario("inner-mongolia-wind"))
     state = replace(_state(site, produced_today_t=1e6), captive_mw={"coal1": 550.0})
-    targets, _ = RuleStrategy().decide(T0_S, state, _context(site, 1500.0))
+    targets = RulePlanner().targets(T0_S, state, site, 1500.0)
     assert targets["captive", "coal1"] == 270.0  # min stable in a surplus
-    targets, _ = RuleStrategy().decide(T0_S, state, _context(site, 0.0))
+    targets = RulePlanner().targets(T0_S, state, site, 0.0)
     assert targets["captive", "coal1"] == 600.0  # all it has in a deficit (grid takes the rest)
 
 
@@ -224,9 +216,7 @@ def test_rule_never_leaves_hard_limits(
         ),
         captive_mw={"coal1": captive_mw},
     )
-    targets, _ = RuleStrategy(use_envelope=envelope).decide(
-        T0_S, state, _context(site, available_mw)
-    )
+    targets = RulePlanner(use_envelope=envelope).targets(T0_S, state, site, available_mw)
     for line in site.lines:
         assert line.hard_min_ka <= targets["potline", line.name] <= line.hard_max_ka
     for b in site.bess:
@@ -235,58 +225,49 @@ def test_rule_never_leaves_hard_limits(
         assert c.min_mw <= targets["captive", c.name] <= c.max_mw
 
 
-# --- persistence forecast -------------------------------------------------------------------
+def _job(site: SiteModel, state: PlantState, available_mw: float) -> PlanJob:
+    cfg = PlannerConfig()
+    starts = T0_S + 900.0 * np.arange(cfg.steps)
+    forecast = QuantileForecast.point(starts, np.full(cfg.steps, available_mw))
+    return PlanJob(T0_S, site, state, forecast, cfg, "cycle")
 
 
-def _history(days: float) -> tuple[np.ndarray, np.ndarray]:
-    t = T0_S - days * 86_400.0 + np.arange(int(days * 96) + 1) * 900.0
-    return t, 500.0 + 400.0 * np.sin(2 * np.pi * t / 86_400.0)
+def test_the_rules_plan_holds_its_decision_over_the_horizon(site: SiteModel) -> None:
+    state = _state(site, produced_today_t=_on_track_t(site))
+    rule = RulePlanner()
+    schedule = rule.plan(_job(site, state, 2000.0))
+    targets = rule.targets(T0_S, state, site, 2000.0)
+    assert schedule.status == SolveStatus.OPTIMAL
+    for line in site.lines:
+        assert np.all(schedule.line_current_ka[line.name] == targets["potline", line.name])
+    assert np.all(schedule.bess_power_mw["bess1"] == targets["bess", "bess1"])
+    # the site balance of that decision: renewables take what the load leaves room for
+    load_mw = sum(ln.power_mw(420.0) for ln in site.lines) + site.auxiliary_load_mw + 100.0
+    assert schedule.renewable_used_mw[0] == pytest.approx(min(2000.0, load_mw))
+    islanded = site_from_scenario(load_scenario("xinjiang-islanded"))
+    plan = rule.plan(_job(islanded, _state(islanded, produced_today_t=1e6), 500.0))
+    assert plan.captive_mw == {}  # islanded, the plant's frequency control moves the unit
 
 
-def test_persistence_is_yesterday_at_the_same_time_after_the_first_hour() -> None:
-    times, mw = _history(2.0)
-    cfg = PlannerConfig(horizon_h=24.0, step_min=15.0)
-    fc = persistence_forecast(times, mw, T0_S, cfg, capacity_mw=2000.0)
-    assert fc.times_s[0] == T0_S
-    assert np.allclose(np.diff(fc.times_s), 900.0)
-    mid = fc.times_s + 450.0
-    expected = 500.0 + 400.0 * np.sin(2 * np.pi * (mid - 86_400.0) / 86_400.0)
-    # linear interpolation of a 15-min sampled sine: within 0.4 % of its amplitude
-    assert np.allclose(fc.p50_mw[4:], expected[4:], atol=1.5)
-    # the first hour blends from the latest observation: step 0 is 7/8 of the way there
-    assert fc.p50_mw[0] == pytest.approx(mw[-1] * 7 / 8 + np.interp(mid[0] - 86_400, times, mw) / 8)
-    assert np.allclose(fc.p10_mw, 0.7 * fc.p50_mw)
-    assert np.allclose(fc.p90_mw, np.minimum(1.3 * fc.p50_mw, 2000.0))
+def test_flat_plans_command_nothing(site: SiteModel) -> None:
+    state = _state(site)
+    schedule = FlatPlanner().plan(_job(site, state, 500.0))
+    safety = SafetyLayer(site, validity_s=1800.0)
+    assert safety.from_schedule(schedule, T0_S) == {}
+    assert FlatPlanner().source == Source.FLAT
 
 
-def test_persistence_holds_the_latest_where_yesterday_was_not_seen() -> None:
-    times, mw = _history(0.5)  # observed since 12 h ago
-    fc = persistence_forecast(times, mw, T0_S, PlannerConfig(), capacity_mw=2000.0)
-    unseen = fc.times_s + 450.0 - 86_400.0 < times[0]  # the first 12 h of the horizon
-    assert unseen.sum() == 48
-    assert np.allclose(fc.p50_mw[unseen], mw[-1])
-    assert np.allclose(fc.p50_mw[~unseen], np.interp(fc.times_s[~unseen] + 450 - 86_400, times, mw))
-    empty = persistence_forecast(np.empty(0), np.empty(0), T0_S, PlannerConfig(), 2000.0)
-    assert np.all(empty.p50_mw == 0.0)
+def test_the_oracle_plans_on_the_truth_not_the_forecast(site: SiteModel) -> None:
+    asked: list[tuple[float, int, float]] = []
 
+    def truth(start_s: float, steps: int, step_s: float) -> np.ndarray:
+        asked.append((start_s, steps, step_s))
+        return np.full(steps, 1500.0)
 
-def test_persistence_p90_is_capped_by_capacity() -> None:
-    times = np.array([T0_S])
-    fc = persistence_forecast(times, np.array([1900.0]), T0_S, PlannerConfig(), 2000.0)
-    assert np.all(fc.p90_mw <= 2000.0)
-    assert np.all(fc.p50_mw == 1900.0)
-
-
-def test_persistence_beyond_a_day_looks_two_days_back() -> None:
-    times, mw = _history(3.0)
-    cfg = PlannerConfig(horizon_h=48.0, step_min=60.0)
-    fc = persistence_forecast(times, mw, T0_S, cfg, capacity_mw=2000.0)
-    mid = fc.times_s + 1800.0
-    expected = 500.0 + 400.0 * np.sin(2 * np.pi * mid / 86_400.0)  # a daily cycle repeats
-    assert np.allclose(fc.p50_mw[1:], expected[1:], atol=1.5)
-
-
-# --- capture ratio --------------------------------------------------------------------------
+    schedule = OraclePlanner(truth).plan(_job(site, _state(site), 0.0))
+    assert asked == [(T0_S, 96, 900.0)]
+    assert np.all(schedule.forecast.p50_mw == 1500.0)
+    assert np.all(schedule.forecast.p10_mw == schedule.forecast.p90_mw)
 
 
 def test_capture_ratio_arithmetic() -> None:

@@ -11,7 +11,6 @@ aluminium from the state tracker's Faraday count.  The core logs them every hour
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import msgspec
 
@@ -46,44 +45,51 @@ class Meter:
 
     def __init__(self, site: SiteModel) -> None:
         self.site = site
-        self._mw: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-        """(kind, asset) → the latest metered values."""
+        self._available_mw: dict[str, float] = {}
+        self._delivered_mw: dict[str, float] = {}
+        self._grid_mw: dict[str, float] = {}
+        self._shed_mw: dict[str, float] = {}
+        self._line_mw: dict[str, float] = {}
+        self._bess_mw: dict[str, float] = {}
+        self._captive_mw: dict[str, float] = {}
+        self._captive = {c.name: c for c in site.captive}
         self._t_s: float | None = None
-        self._day: int | None = None
         self._hour: int | None = None
         self.totals: dict[str, float] = dict.fromkeys(ENERGY_KEYS, 0.0)
 
     def observe(self, kind: str, asset: str, payload: msgspec.Struct, ts: float) -> None:
         """Telemetry stamped ``ts``: integrate up to ``ts`` on the values held, then take it."""
         self.advance(ts)
-        values = self._mw[kind, asset]
         if isinstance(payload, RenewableTelemetry):
-            values["available"], values["power"] = payload.available_mw, payload.power_mw
+            self._available_mw[asset] = payload.available_mw
+            self._delivered_mw[asset] = payload.power_mw
         elif isinstance(payload, GridTelemetry):
-            values["power"], values["shed"] = payload.power_mw, payload.shed_mw
-        elif isinstance(payload, PotlineTelemetry | BessTelemetry | CaptiveTelemetry):
-            values["power"] = payload.power_mw
+            self._grid_mw[asset] = payload.power_mw
+            self._shed_mw[asset] = payload.shed_mw
+        elif isinstance(payload, PotlineTelemetry):
+            self._line_mw[asset] = payload.power_mw
+        elif isinstance(payload, BessTelemetry):
+            self._bess_mw[asset] = payload.power_mw
+        elif isinstance(payload, CaptiveTelemetry):
+            self._captive_mw[asset] = payload.power_mw
 
     def advance(self, ts: float) -> None:
         if self._t_s is None:
-            self._t_s, self._day = ts, self.site.local_day(ts)
+            self._t_s = ts
             return
         if ts <= self._t_s:
             return
         # split at local midnight: the day's totals start again there
-        midnight_s = (
-            self.site.local_day(self._t_s) + 1
-        ) * 86_400.0 - self.site.utc_offset_h * HOUR_S
+        offset_s = self.site.utc_offset_h * HOUR_S
+        midnight_s = (self.site.local_day(self._t_s) + 1) * 86_400.0 - offset_s
         if ts > midnight_s >= self._t_s:
             self._integrate(midnight_s)
             self.totals = dict.fromkeys(ENERGY_KEYS, 0.0)
-            self._day = self.site.local_day(ts)
         self._integrate(ts)
 
     def rebase(self, ts: float) -> None:
         """After a clock jump: go on from ``ts`` without integrating the jump."""
         self._t_s = ts
-        self._day = self.site.local_day(ts)
 
     def hour_due(self, now_s: float) -> bool:
         """True once per hour of plant time (at the first call after each full hour)."""
@@ -99,15 +105,12 @@ class Meter:
     def table(self, state: PlantState) -> dict[str, float]:
         """The day's KPIs so far (docs/kpis.md names), aluminium from ``state``."""
         t = dict(self.totals)
-        t["renewable_share"] = (
-            t["renewable_used_mwh"] / t["site_consumption_mwh"]
-            if t["site_consumption_mwh"]
-            else 0.0
-        )
+        consumed = t["site_consumption_mwh"]
+        t["renewable_share"] = t["renewable_used_mwh"] / consumed if consumed else 0.0
         t["aluminium_t"] = sum(ls.produced_today_t for ls in state.lines.values())
         elapsed_h = (state.t_s / HOUR_S + self.site.utc_offset_h) % 24.0
         t["aluminium_target_t"] = sum(
-            line.production_t_per_h(line.nominal_current_ka) * elapsed_h for line in self.site.lines
+            ln.production_t_per_h(ln.nominal_current_ka) * elapsed_h for ln in self.site.lines
         )
         return t
 
@@ -117,34 +120,31 @@ class Meter:
         self._t_s = to_s
         if dt_h <= 0.0:
             return
-        site = self.site
-        tot = self.totals
-        renewable = [v for (k, _), v in self._mw.items() if k == "renewable"]
-        available = sum(v.get("available", 0.0) for v in renewable)
-        delivered = sum(v.get("power", 0.0) for v in renewable)
-        grid = sum(v.get("power", 0.0) for (k, _), v in self._mw.items() if k == "grid")
+        site, tot = self.site, self.totals
+        available = sum(self._available_mw.values())
+        delivered = sum(self._delivered_mw.values())
+        grid = sum(self._grid_mw.values())
         imported, exported = max(grid, 0.0), max(-grid, 0.0)
-        lines = sum(v.get("power", 0.0) for (k, _), v in self._mw.items() if k == "potline")
-        charging = sum(
-            -min(v.get("power", 0.0), 0.0) for (k, _), v in self._mw.items() if k == "bess"
-        )
-        captive = {a: v.get("power", 0.0) for (k, a), v in self._mw.items() if k == "captive"}
-        shed = sum(v.get("shed", 0.0) for (k, _), v in self._mw.items() if k == "grid")
+        charging = sum(-p for p in self._bess_mw.values() if p < 0.0)
+        captive = sum(self._captive_mw.values())
         tot["renewable_available_mwh"] += available * dt_h
         tot["renewable_used_mwh"] += max(delivered - exported, 0.0) * dt_h
         tot["curtailed_mwh"] += max(available - delivered, 0.0) * dt_h
-        tot["site_consumption_mwh"] += (lines + site.auxiliary_load_mw + charging) * dt_h
+        load = sum(self._line_mw.values()) + site.auxiliary_load_mw + charging
+        tot["site_consumption_mwh"] += load * dt_h
         tot["grid_import_mwh"] += imported * dt_h
         tot["grid_export_mwh"] += exported * dt_h
-        tot["captive_mwh"] += sum(captive.values()) * dt_h
-        tot["shed_mwh"] += shed * dt_h
-        units = {c.name: c for c in site.captive}
-        co2 = sum(mw * units[a].co2_t_per_mwh for a, mw in captive.items() if a in units)
-        cost = sum(mw * units[a].cost_per_mwh for a, mw in captive.items() if a in units)
+        tot["captive_mwh"] += captive * dt_h
+        tot["shed_mwh"] += sum(self._shed_mw.values()) * dt_h
+        co2 = cost = 0.0
+        for name, mw in self._captive_mw.items():
+            unit = self._captive.get(name)
+            if unit is not None:
+                co2 += mw * unit.co2_t_per_mwh
+                cost += mw * unit.cost_per_mwh
         if site.grid is not None:
             co2 += imported * site.grid.carbon_t_per_mwh
-            hour = site.local_hour(to_s - 1e-6)
-            cost += imported * site.grid.import_price_per_mwh(hour)
+            cost += imported * site.grid.import_price_per_mwh(site.local_hour(to_s - 1e-6))
             cost -= exported * site.grid.export_per_mwh
         tot["co2_t"] += co2 * dt_h
         tot["cost"] += cost * dt_h

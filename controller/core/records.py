@@ -17,7 +17,8 @@ STATE_VERSION: Final = 1
 
 def _series(values: FloatArray) -> list[float]:
     # four decimals: 0.1 A, 0.1 kW, 1e-4 of SOC — finer than any meter, and half the bytes
-    return [round(float(v), 4) for v in np.nan_to_num(np.asarray(values, dtype=float))]
+    rounded: list[float] = np.round(np.nan_to_num(np.asarray(values, dtype=float)), 4).tolist()
+    return rounded
 
 
 def plan_message(schedule: Schedule) -> PlanMessage:

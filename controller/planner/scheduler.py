@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,23 +132,64 @@ def fallback(
     solve_ms: float = 0.0,
 ) -> Schedule:
     """The safe plan: nominal current, BESS idle, captive unit holding its present output."""
+    currents = {ln.name: ln.nominal_current_ka for ln in site.lines}
+    bess = dict.fromkeys((b.name for b in site.bess), 0.0)
+    captive = {
+        c.name: min(max(state.captive_mw.get(c.name, c.min_mw), c.min_mw), c.max_mw)
+        for c in site.captive
+    }
+    return hold(
+        site,
+        state,
+        forecast,
+        config,
+        currents,
+        bess,
+        captive,
+        status=SolveStatus.FALLBACK,
+        reason=reason,
+        solve_ms=solve_ms,
+    )
+
+
+def hold(
+    site: SiteModel,
+    state: PlantState,
+    forecast: QuantileForecast,
+    config: PlannerConfig,
+    currents_ka: Mapping[str, float],
+    bess_mw: Mapping[str, float],
+    captive_mw: Mapping[str, float],
+    *,
+    status: SolveStatus,
+    reason: str = "",
+    solve_ms: float = 0.0,
+) -> Schedule:
+    """A plan that holds the given setpoints over the whole horizon, with the trajectories
+    (heat budget, SOC, production) and the site balance they give.  Lines and BESS left out
+    are taken at nominal and idle for the trajectories; captive units left out are not
+    commanded (the plant's own control moves them).  The fallback plan is one; so is a
+    rule-based controller's decision."""
     try:
         axis = Axis.for_config(state.t_s, config, site.utc_offset_h)
     except ValueError:
         axis = Axis(state.t_s, config.steps, config.step_h)
     fc = fit_forecast(forecast, axis)
-    currents = {ln.name: np.full(axis.n, ln.nominal_current_ka) for ln in site.lines}
-    bess = {b.name: np.zeros(axis.n) for b in site.bess}
-    captive = {
-        c.name: np.full(
-            axis.n, min(max(state.captive_mw.get(c.name, c.min_mw), c.min_mw), c.max_mw)
-        )
-        for c in site.captive
+    n = axis.n
+    currents = {
+        ln.name: np.full(n, float(currents_ka.get(ln.name, ln.nominal_current_ka)))
+        for ln in site.lines
     }
-    load = sum(ln.power_mw(ln.nominal_current_ka) for ln in site.lines) + site.auxiliary_load_mw
-    room = np.maximum(load - sum(captive.values(), np.zeros(axis.n)), 0.0)
+    bess = {b.name: np.full(n, float(bess_mw.get(b.name, 0.0))) for b in site.bess}
+    captive = {name: np.full(n, float(mw)) for name, mw in captive_mw.items()}
+    load = sum(ln.power_mw(float(currents[ln.name][0])) for ln in site.lines)
+    load += site.auxiliary_load_mw + sum(max(-float(p[0]), 0.0) for p in bess.values())
+    fixed = sum(float(p[0]) for p in captive.values()) + sum(
+        max(float(p[0]), 0.0) for p in bess.values()
+    )
+    room = np.full(n, max(load - fixed, 0.0))
     used = np.minimum(fc.p50_mw, room)
-    grid = room - used if site.grid is not None else np.zeros(axis.n)
+    grid = room - used if site.grid is not None else np.zeros(n)
     dispatch = _Dispatch(currents, bess, captive, grid, used)
     return _schedule(
         site,
@@ -155,7 +197,7 @@ def fallback(
         fc,
         axis,
         dispatch,
-        status=SolveStatus.FALLBACK,
+        status=status,
         bent={},
         objective=float("nan"),
         solve_ms=solve_ms,
