@@ -45,6 +45,7 @@ from wire import (
     decode,
     encode,
 )
+from wire.link import MqttSettings
 
 T0 = 1_780_272_000.0  # 2026-06-01 08:00 local (+08:00)
 LINE = LineModel("L1")
@@ -468,6 +469,31 @@ async def test_metrics_and_healthz_report_what_the_core_counts(tmp_path: Path) -
         assert (await _get(port, "/nope"))[0] == 404
     finally:
         server.close()
+
+
+async def test_a_stop_whose_setpoints_cannot_go_out_says_what_it_leaves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that takes nothing (connected, but no publish returns): the safe-setpoint
+    stage runs out of time and logs what stays unsent, by kind, instead of nothing."""
+    config = DaemonConfig(
+        mqtt=MqttSettings(topic_prefix=TOPICS.prefix),
+        controller=ControllerSection(state_file=str(tmp_path / "s.json")),
+    )
+    daemon = Daemon(config, SITE, site_name="s")
+    _feed(daemon.core, T0, 0.0)
+    daemon.stats.connected = True
+    for pub in daemon.core.shutdown_setpoints(0.0):
+        daemon._queue(pub)
+    daemon._queue(Publication(TOPICS.status(), b"{}", 1, True))
+    caplog.set_level(logging.WARNING, logger="controller.daemon.service")
+    await daemon._wait_sent(0.1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "stopping: after 0.1 s, 2 setpoints, 1 status unsent"  # L1 and B1, and the status
+    ]
+    daemon.stats.connected = False
+    await daemon._wait_sent(0.1)
+    assert "broker not connected: 2 setpoints, 1 status unsent" in caplog.records[-1].getMessage()
 
 
 # --- the forecasters across a restart ----------------------------------------------------------

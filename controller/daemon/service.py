@@ -24,8 +24,8 @@ import logging
 import os
 import socket
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -183,15 +183,18 @@ class Daemon:
         link_stop: asyncio.Event,
         http: asyncio.Server | None,
     ) -> None:
+        """Stop in stages, each within ``shutdown_stage_s``; a stage that runs out of time says
+        what it leaves behind (docs/operations.md, Stopping)."""
         stage_s = self.config.controller.shutdown_stage_s
         log.info("stopping: planning")
         self.planning = False
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await ticker
-        if self._planner_task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._planner_task), stage_s)
+        if self._planner_task is not None and not await _within(
+            asyncio.shield(self._planner_task), stage_s
+        ):
+            log.warning("stopping: the plan being made was not ready within %g s: dropped", stage_s)
         log.info("stopping: safe setpoints")
         now = self._monotonic()
         for pub in self.core.shutdown_setpoints(now):
@@ -205,18 +208,34 @@ class Daemon:
         self._queue(Publication(self.topics.status(), encode(offline), 1, True))
         await self._wait_sent(stage_s)
         log.info("stopping: saving state and flushing logs")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.to_thread(self._save_state, now), stage_s)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._save_forecasters(), stage_s)
+        if not await _within(asyncio.to_thread(self._save_state, now), stage_s):
+            log.warning(
+                "stopping: the state file was not written within %g s: the next start resumes "
+                "from the save before (at most %g s of wall time older)",
+                stage_s,
+                SAVE_EVERY_WALL_S,
+            )
+        if not await _within(self._save_forecasters(), stage_s):
+            log.warning(
+                "stopping: the forecasters were not written within %g s: the next start resumes "
+                "them from the save before (at most %g s of wall time older)",
+                stage_s,
+                SAVE_FORECASTERS_WALL_S,
+            )
         if self.sink is not None:
             self.core.recorder = None
             await self.sink.close(stage_s)
+            left = self.sink.stats()
+            if left.spool_points:
+                log.warning(
+                    "stopping: %d points not yet in the database, kept in the spool for the "
+                    "next start",
+                    left.spool_points,
+                )
         log.info("stopping: disconnecting")
         link_stop.set()
-        try:
-            await asyncio.wait_for(link, stage_s)
-        except (TimeoutError, asyncio.CancelledError, Exception):
+        if not await _within(link, stage_s):
+            log.warning("stopping: the broker link did not close within %g s: cut", stage_s)
             link.cancel()
         if http is not None:
             http.close()
@@ -224,12 +243,24 @@ class Daemon:
         log.info("stopped")
 
     async def _wait_sent(self, timeout_s: float) -> None:
+        """Wait until the queued publications are sent; say what is left when they are not."""
         deadline = self._monotonic() + timeout_s
-        while self._pending and self._monotonic() < deadline:
+        while self._pending:
             if not self.stats.connected:
-                log.warning("broker not connected: %d messages unsent at stop", len(self._pending))
+                log.warning("stopping: broker not connected: %s unsent", self._unsent())
+                return
+            if self._monotonic() >= deadline:
+                log.warning("stopping: after %g s, %s unsent", timeout_s, self._unsent())
                 return
             await asyncio.sleep(0.02)
+
+    def _unsent(self) -> str:
+        """What is still queued, by kind of topic: "2 setpoints, 1 status"."""
+        kinds = Counter(
+            "setpoints" if "/command/" in p.topic else p.topic.rsplit("/", 1)[-1]
+            for p in self._pending
+        )
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
     # --- ticker and planner ---------------------------------------------------------------
 
@@ -391,6 +422,20 @@ class Daemon:
             )
             self._pending.popleft()
             self.stats.published += 1
+
+
+async def _within(awaitable: Awaitable[object], timeout_s: float) -> bool:
+    """Await ``awaitable`` for at most ``timeout_s``; False if it ran out of time.  Failures are
+    logged (a stage of a stop must not stop the stages after it)."""
+    try:
+        await asyncio.wait_for(awaitable, timeout_s)
+    except TimeoutError:
+        return False
+    except asyncio.CancelledError:
+        return True
+    except Exception:
+        log.exception("stopping: a stage failed")
+    return True
 
 
 class _SinkRecorder:
