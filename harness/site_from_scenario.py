@@ -7,9 +7,14 @@ controller sees the same assets and limits the plant really has.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+from controller.site import (
+    BessModel,
+    CaptiveModel,
+    GridModel,
+    LineModel,
+    RenewableModel,
+    SiteModel,
+)
 from simulator.scenario import (
     BessSpec,
     CaptiveSpec,
@@ -30,16 +35,24 @@ def line_model(spec: PotlineSpec) -> LineModel:
     default = LineModel(name=spec.name)
     # B is the ledge's allowed swing, a per-pot quantity: scale it with the line's size.
     heat_budget_mwh = default.heat_budget_mwh * spec.pots / REFERENCE_POTS
-    envelope: dict[str, float] = {}
+    envelope = {
+        "deep_low_frac": default.deep_low_frac,
+        "band_low_frac": default.band_low_frac,
+        "band_high_frac": default.band_high_frac,
+        "high_max_frac": default.high_max_frac,
+    }
     if not p.heat_exchangers:
         low, high = 1.0 - CONTINUOUS_BAND_FRAC, 1.0 + CONTINUOUS_BAND_FRAC
         envelope = {
-            "band_low_frac": low,
             "deep_low_frac": low,
+            "band_low_frac": low,
             "band_high_frac": high,
             "high_max_frac": high,
         }
-    model = LineModel(
+    # A scenario may tighten the hard limits inside the default envelope: the envelope must
+    # never promise what the plant's protection would clamp away.
+    lo, hi = spec.min_current_frac, spec.max_current_frac
+    return LineModel(
         name=spec.name,
         pots=spec.pots,
         nominal_current_ka=spec.nominal_current_ka,
@@ -47,26 +60,12 @@ def line_model(spec: PotlineSpec) -> LineModel:
         resistance_uohm=p.resistance_uohm,
         e_tn_v=p.e_tn_v,
         current_efficiency=p.current_efficiency,
-        hard_min_frac=spec.min_current_frac,
-        hard_max_frac=spec.max_current_frac,
+        hard_min_frac=lo,
+        hard_max_frac=hi,
         heat_budget_mwh=heat_budget_mwh,
         heat_exchangers=p.heat_exchangers,
         hx_time_constant_h=p.hx_time_constant_h,
-        **envelope,
-    )
-    # A scenario may tighten the hard limits inside the default envelope: the envelope must
-    # never promise what the plant's protection would clamp away.
-    return _within_hard_limits(model)
-
-
-def _within_hard_limits(m: LineModel) -> LineModel:
-    lo, hi = m.hard_min_frac, m.hard_max_frac
-    return replace(
-        m,
-        deep_low_frac=min(max(m.deep_low_frac, lo), hi),
-        band_low_frac=min(max(m.band_low_frac, lo), hi),
-        band_high_frac=min(max(m.band_high_frac, lo), hi),
-        high_max_frac=min(max(m.high_max_frac, lo), hi),
+        **{key: min(max(frac, lo), hi) for key, frac in envelope.items()},
     )
 
 
@@ -114,10 +113,12 @@ def site_from_scenario(scenario: Scenario) -> SiteModel:
         lines=tuple(line_model(p) for p in scenario.potline),
         bess=tuple(bess_model(b) for b in scenario.bess),
         captive=tuple(captive_model(c) for c in scenario.captive),
-        grid=None if scenario.islanded or scenario.grid is None else grid_model(scenario.grid),
+        islanded=scenario.islanded,
+        grid=None if scenario.grid is None else grid_model(scenario.grid),
         auxiliary_load_mw=scenario.auxiliary_load_mw,
-        renewable_capacity_mw={r.name: r.capacity_mw for r in scenario.renewable},
-        renewable_kind={r.name: r.kind.value for r in scenario.renewable},
+        renewable=tuple(
+            RenewableModel(r.name, r.kind.value, r.capacity_mw) for r in scenario.renewable
+        ),
         utc_offset_h=scenario.utc_offset_h,
         latitude_deg=scenario.latitude_deg,
         longitude_deg=scenario.longitude_deg,

@@ -23,7 +23,7 @@ from controller.daemon.http import serve_http
 from controller.daemon.service import Daemon
 from controller.planner import scheduler
 from controller.planner.types import PlannerConfig
-from controller.site import BessModel, GridModel, LineModel, SiteModel
+from controller.site import BessModel, GridModel, LineModel, RenewableModel, SiteModel
 from wire import (
     MAX_PLAN_BYTES,
     BessTelemetry,
@@ -50,8 +50,7 @@ SITE = SiteModel(
     lines=(LINE,),
     bess=(BessModel("B1"),),
     grid=GridModel(import_limit_mw=1000.0, export_limit_mw=0.0, carbon_t_per_mwh=0.6),
-    renewable_capacity_mw={"pv1": 300.0},
-    renewable_kind={"pv1": "pv"},
+    renewable=(RenewableModel("pv1", "pv", 300.0),),
     utc_offset_h=8.0,
 )
 TOPICS = Topics("p")
@@ -442,7 +441,7 @@ def test_forecasters_that_cannot_be_trusted_are_not_loaded(tmp_path: Path) -> No
     kept = persist.load_forecasters(path, SITE)
     assert kept.supply is None and "another user" in kept.problem and path.exists()
     path.chmod(0o600)
-    other = dataclasses.replace(SITE, renewable_capacity_mw={"pv1": 400.0})
+    other = dataclasses.replace(SITE, renewable=(RenewableModel("pv1", "pv", 400.0),))
     kept = persist.load_forecasters(path, other)
     assert kept.supply is None and "other renewable plants" in kept.problem
     assert not path.exists() and list(tmp_path.glob("state.json.forecasters.unreadable-*"))
