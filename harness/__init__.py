@@ -1,6 +1,7 @@
 """The evaluation harness: closed-loop backtests of the controller against the simulator.
 
-The only part of ``controller`` that imports ``simulator`` (DESIGN §2).  Public API::
+With the command-line dispatcher, the only package that imports both ``controller`` and
+``simulator`` (DESIGN §2).  Public API::
 
     site_from_scenario(scenario) -> SiteModel
     run_backtest(scenario, strategy_name, days=..., seed=...) -> BacktestResult

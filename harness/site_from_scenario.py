@@ -1,12 +1,16 @@
-"""Build the controller's :class:`~controller.site.SiteModel` from a simulator scenario.
+"""Build the controller's :class:`~controller.site.SiteModel` from a simulator scenario, and
+``smelter-ems site --from-scenario NAME``, which prints it as a site file to start from.
 
 Only the evaluation harness may import both packages (DESIGN §2): in the daemon the site model
-comes from the operator's config, here it comes from the scenario the simulator runs, so the
+comes from the operator's site file, here it comes from the scenario the simulator runs, so the
 controller sees the same assets and limits the plant really has.
 """
 
 from __future__ import annotations
 
+import argparse
+
+from controller.daemon.cli import usage_error
 from controller.site import (
     BessModel,
     CaptiveModel,
@@ -15,13 +19,16 @@ from controller.site import (
     RenewableModel,
     SiteModel,
 )
+from controller.sitefile import site_toml
 from simulator.scenario import (
     BessSpec,
     CaptiveSpec,
     GridSpec,
     PotlineSpec,
     Scenario,
+    load_scenario,
 )
+from wire.tomlfile import FileError
 
 CONTINUOUS_BAND_FRAC = 0.05
 """Without shell heat exchangers a line has only about ±5 % of flexibility (DESIGN §4)."""
@@ -124,3 +131,26 @@ def site_from_scenario(scenario: Scenario) -> SiteModel:
         longitude_deg=scenario.longitude_deg,
         altitude_m=scenario.altitude_m,
     )
+
+
+def site_file_text(scenario: Scenario) -> str:
+    """The scenario's site as a site file, with a header saying where it came from."""
+    about = " ".join(scenario.description.split())
+    return (
+        f"# smelter-ems site file (docs/configuration.md), from the scenario {scenario.name!r}:\n"
+        + (f"# {about}\n" if about else "")
+        + "# Edit it to describe the plant, then: smelter-ems run --site FILE.\n"
+        + "\n"
+        + site_toml(site_from_scenario(scenario))
+    )
+
+
+def site_command(args: argparse.Namespace) -> int:
+    try:
+        scenario = load_scenario(args.from_scenario)
+    except FileError as exc:
+        if not exc.source:  # the name itself: no such built-in scenario
+            exc = FileError("", "--from-scenario", exc.value, exc.reason)
+        return usage_error(str(exc))
+    print(site_file_text(scenario), end="")
+    return 0

@@ -31,6 +31,7 @@ from mosquitto import MosquittoBroker
 from victoria import VictoriaMetrics
 
 from controller.daemon import persist
+from controller.sitefile import site_toml
 from controller.state import StateTracker
 from controller.tsdb import InfluxSettings
 from harness.backtest import run_backtest
@@ -250,10 +251,11 @@ async def test_hold_and_manual_take_effect_and_survive_a_restart(
 def _spawn(
     broker: MosquittoBroker, prefix: str, state: Path, tmp_path: Path
 ) -> subprocess.Popen[bytes]:
+    (tmp_path / "site.toml").write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
     config = tmp_path / f"{prefix}.toml"
     config.write_text(
         f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
-        f'[controller]\nscenario = "{SCENARIO.name}"\nstate_file = "{state}"\nhttp_port = 0\n',
+        f'[controller]\nsite = "site.toml"\nstate_file = "{state}"\nhttp_port = 0\n',
         encoding="utf-8",
     )
     # the child keeps its own copy of the log's descriptor: ours can close at once
