@@ -273,11 +273,20 @@ class SiteModel:
     def __post_init__(self) -> None:
         if not self.lines:
             raise ValueError("lines: a site needs at least one pot-line")
-        names = [a.name for group in (self.lines, self.bess, self.captive) for a in group]
-        names += [r.name for r in self.renewable]
+        groups: dict[str, list[str]] = {
+            "lines": [a.name for a in self.lines],
+            "bess": [a.name for a in self.bess],
+            "captive": [a.name for a in self.captive],
+            "renewable": [a.name for a in self.renewable],
+        }
+        names = [n for group in groups.values() for n in group]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"name: asset names must be unique; repeated: {', '.join(repeated)}")
+            where = next(key for key, group in groups.items() if set(group) & set(repeated))
+            raise ValueError(
+                f"{where}: asset names must be unique across the site; repeated: "
+                + ", ".join(repeated)
+            )
         if self.islanded and self.grid is not None:
             raise ValueError("grid: an islanded site has no grid connection")
         if not self.islanded and self.grid is None:

@@ -74,8 +74,8 @@ def convert(raw: Mapping[str, Any], type_: type[T], source: str = "") -> T:
             # a __post_init__ check, written as "field: reason"
             path, reason = f"{path or '$'}.{cross.group(1)}", cross.group(2)
         key, value = _lookup(raw, path or "$")
-        if value is _MISSING:
-            value = "(missing)" if missing else None
+        if value is _MISSING:  # a required key, or a cross-field check on a default
+            value = "(missing)" if missing else "(not set)"
         if unknown:
             reason = "unknown key (misspelt, or not valid here)"
         raise FileError(source, key, value, reason) from None
@@ -126,7 +126,13 @@ def _dump_table(data: Mapping[str, Any], path: tuple[str, ...], out: list[str]) 
 
 
 def _key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _string(key)
+
+
+def _string(text: str) -> str:
+    # JSON's escapes are TOML's basic-string escapes (not its surrogate pairs: the text is
+    # UTF-8, other characters are written as they are); TOML also forbids a raw DEL
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _scalar(value: object) -> str:
@@ -135,7 +141,7 @@ def _scalar(value: object) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)  # JSON's escapes are TOML's basic-string escapes
+        return _string(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_scalar(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")

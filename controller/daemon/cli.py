@@ -53,21 +53,24 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     )
 
 
-def configured_site(config: DaemonConfig, config_path: str) -> SiteModel:
-    """The site file ``controller.site`` names; a file that cannot be read is reported as a bad
-    value of that key (of ``config_path``), an error inside it with the site file's own key.
+def configured_site(config: DaemonConfig, source: str, key: str) -> SiteModel:
+    """The site file ``controller.site`` names.  An error inside it names the site file's key;
+    no file, or one that cannot be read, is reported as a bad value of ``key`` (the flag, or
+    the config file's key) of ``source`` (the config file, or "" for the command line).
 
     Raises:
         FileError: no site file is named, or it cannot be read, or it has a bad key.
     """
     path = config.controller.site
     if not path:
-        raise FileError(config_path, "controller.site", "", "no site file: give --site FILE")
+        raise FileError(
+            source, key, "", "no site file: give --site FILE, or [controller] site in the config"
+        )
     try:
         return load_site(path)
     except FileError as exc:
         if exc.key == "(file)":
-            raise FileError(config_path, "controller.site", path, exc.reason) from None
+            raise FileError(source, key, path, exc.reason) from None
         raise
 
 
@@ -76,8 +79,12 @@ def run_command(args: argparse.Namespace, site: SiteModel | None = None) -> int:
     try:
         config = daemon_config(args)
         if site is None:
-            named_by = "command line" if args.site is not None else (args.config or "defaults")
-            site = configured_site(config, named_by)
+            in_config = args.site is None and args.config is not None
+            site = configured_site(
+                config,
+                args.config if in_config else "",
+                "controller.site" if in_config else "--site",
+            )
     except FileError as exc:
         return usage_error(str(exc))
     log.info(
@@ -99,7 +106,7 @@ def check_config(path: str) -> int:
     try:
         config = load_daemon_config(path)
         if config.controller.site:
-            configured_site(config, path)
+            configured_site(config, path, "controller.site")
     except FileError as exc:
         return usage_error(str(exc))
     return 0
