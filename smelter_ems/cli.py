@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if not _is_simulator(exc):
             raise
-        what = "run --scenario" if args.command == "run" else args.command
+        what = "run --scenario" if getattr(args, "scenario", None) else args.command
         print(
             f"smelter-ems: error: {what} needs the simulator package, which is not installed",
             file=sys.stderr,
