@@ -16,10 +16,7 @@ dataclass as it reads a Struct, except that unknown keys are not refused, so
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Annotated, Literal
 
 import msgspec
@@ -292,15 +289,16 @@ class SiteModel:
         if not self.islanded and self.grid is None:
             raise ValueError("grid: missing; a grid-connected site needs it (else islanded = true)")
 
-    @functools.cached_property
-    def renewable_capacity_mw(self) -> Mapping[str, float]:
-        """Plant name → rated capacity [MW]."""
-        return MappingProxyType({r.name: r.capacity_mw for r in self.renewable})
+    @property
+    def renewable_capacity_mw(self) -> dict[str, float]:
+        """Plant name → rated capacity [MW] (a new dict each time: not cached, so that a site
+        stays picklable and nobody can change it through the dict)."""
+        return {r.name: r.capacity_mw for r in self.renewable}
 
-    @functools.cached_property
-    def renewable_kind(self) -> Mapping[str, RenewableKind]:
+    @property
+    def renewable_kind(self) -> dict[str, RenewableKind]:
         """Plant name → "pv", "wind" or "hydro" (what the forecasters need)."""
-        return MappingProxyType({r.name: r.kind for r in self.renewable})
+        return {r.name: r.kind for r in self.renewable}
 
     def local_hour(self, t_s: float) -> int:
         return int((t_s / 3600.0 + self.utc_offset_h) % 24.0)

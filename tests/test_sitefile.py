@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 import re
 import tomllib
 from pathlib import Path
@@ -175,6 +176,22 @@ def test_an_island_needs_no_grid_and_a_captive_unit_is_read(tmp_path: Path) -> N
     site = load_site(f)
     assert site.islanded and site.grid is None
     assert site.captive == (CaptiveModel("c1", 270.0, 600.0, 540.0),)
+
+
+def test_site_models_are_hashable_picklable_and_checked_when_replaced() -> None:
+    site = site_from_scenario(load_scenario("inner-mongolia-wind"))
+    assert site.renewable_capacity_mw == {"wind1": 1100.0, "pv1": 500.0}
+    assert pickle.loads(pickle.dumps(site)) == site
+    assert len({site, dataclasses.replace(site)}) == 1  # a site and its lines are cache keys
+    assert hash(site.lines[0]) == hash(LineModel("L1", **_line_fields(site.lines[0])))
+    with pytest.raises(ValueError, match="deep_low_frac: must lie between"):
+        msgspec.structs.replace(site.lines[0], hard_min_frac=0.9)
+    with pytest.raises(ValueError, match="grid: an islanded site"):
+        dataclasses.replace(site, islanded=True)
+
+
+def _line_fields(line: LineModel) -> dict[str, object]:
+    return {k: v for k, v in msgspec.structs.asdict(line).items() if k != "name"}
 
 
 # --- the writer ------------------------------------------------------------------------------
