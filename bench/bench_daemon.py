@@ -39,7 +39,7 @@ from mosquitto import MosquittoBroker, find_mosquitto
 
 from controller.config import ControllerSection, DaemonConfig
 from controller.daemon.service import Daemon
-from controller.site import BessModel, GridModel, LineModel, SiteModel
+from controller.site import BessModel, GridModel, LineModel, RenewableModel, SiteModel
 from controller.tsdb import InfluxSettings
 from wire import (
     BessTelemetry,
@@ -68,8 +68,7 @@ SITE = SiteModel(
     lines=tuple(LineModel(n) for n in LINES),
     bess=(BessModel("B1"),),
     grid=GridModel(import_limit_mw=3000.0, export_limit_mw=0.0, carbon_t_per_mwh=0.6),
-    renewable_capacity_mw={"pv1": 800.0, "wind1": 600.0},
-    renewable_kind={"pv1": "pv", "wind1": "wind"},
+    renewable=(RenewableModel("pv1", "pv", 800.0), RenewableModel("wind1", "wind", 600.0)),
 )
 
 
@@ -213,7 +212,7 @@ def _daemon(port: int, prefix: str, workdir: Path, **ctl: float) -> Daemon:
         ),  # type: ignore[arg-type]
         influx=InfluxSettings(files_dir=str(workdir / f"{prefix}-points")),
     )
-    return Daemon(config, SITE, site_name="bench")
+    return Daemon(config, SITE)
 
 
 async def daemon_rate_and_latency(

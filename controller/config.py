@@ -25,11 +25,9 @@ from wire.tomlfile import load_toml
 class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The ``[controller]`` table: the site, the loop's timing, fallbacks, files and ports."""
 
-    scenario: str = ""
-    """The site description (assets, limits, tariffs) in the scenario format: a built-in
-    scenario name or the path of a scenario file.  Required (here or ``--scenario``)."""
-    site_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
-    """The site on ``smelter/forecast/weather/{site}``; empty takes the scenario's name."""
+    site: str = ""
+    """The site file (:mod:`controller.sitefile`): the plant's assets, limits and tariffs.  A
+    relative path is taken from the config file's directory.  Required, here or ``--site``."""
     cycle_min: Annotated[float, msgspec.Meta(ge=1.0, le=240.0)] = 15.0
     """Plan every this many minutes of plant time (and early on a significant event)."""
     stale_after_s: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] = 300.0
@@ -84,9 +82,15 @@ class DaemonConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 
 def load_daemon_config(path: str | Path) -> DaemonConfig:
-    """Read and validate the config file.
+    """Read and validate the config file; a relative ``controller.site`` is made relative to
+    the file's directory (the site file is read by :func:`controller.sitefile.load_site`).
 
     Raises:
         FileError: the file is missing, not TOML, or has a bad key (key, value and reason).
     """
-    return load_toml(path, DaemonConfig)
+    config = load_toml(path, DaemonConfig)
+    site = config.controller.site
+    if not site or Path(site).is_absolute():
+        return config
+    controller = msgspec.structs.replace(config.controller, site=str(Path(path).parent / site))
+    return msgspec.structs.replace(config, controller=controller)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Collection
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +22,6 @@ from forecasting.plant import PlantForecaster
 from forecasting.types import QuantileForecast, WeatherInput
 from wire import RenewableTelemetry, WeatherForecast
 
-Kind = Literal["pv", "wind", "hydro"]
 FORECASTERS_VERSION = 1
 """Bumped whenever the forecasters' classes change shape: an older dump is then not loaded."""
 
@@ -33,22 +32,19 @@ class SupplyForecaster:
     def __init__(self, site: SiteModel) -> None:
         self.site = site
         self.plants = {
-            name: PlantForecaster(
-                cast(Kind, site.renewable_kind.get(name, "pv")),
-                capacity,
+            r.name: PlantForecaster(
+                r.kind,
+                r.capacity_mw,
                 latitude_deg=site.latitude_deg,
                 longitude_deg=site.longitude_deg,
                 altitude_m=site.altitude_m,
             )
-            for name, capacity in site.renewable_capacity_mw.items()
+            for r in site.renewable
         }
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What learned forecasters are only valid for: the plants and the site's position."""
-        plants = sorted(
-            (name, self.site.renewable_kind.get(name, "pv"), float(capacity))
-            for name, capacity in self.site.renewable_capacity_mw.items()
-        )
+        plants = sorted((r.name, r.kind, float(r.capacity_mw)) for r in self.site.renewable)
         position = (self.site.latitude_deg, self.site.longitude_deg, self.site.altitude_m)
         return (tuple(plants), position)
 

@@ -1,22 +1,34 @@
-"""Build the controller's :class:`~controller.site.SiteModel` from a simulator scenario.
+"""Build the controller's :class:`~controller.site.SiteModel` from a simulator scenario, and
+``smelter-ems site --from-scenario NAME``, which prints it as a site file to start from.
 
 Only the evaluation harness may import both packages (DESIGN §2): in the daemon the site model
-comes from the operator's config, here it comes from the scenario the simulator runs, so the
+comes from the operator's site file, here it comes from the scenario the simulator runs, so the
 controller sees the same assets and limits the plant really has.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import argparse
 
-from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+from controller.daemon.cli import usage_error
+from controller.site import (
+    BessModel,
+    CaptiveModel,
+    GridModel,
+    LineModel,
+    RenewableModel,
+    SiteModel,
+)
+from controller.sitefile import site_toml
 from simulator.scenario import (
     BessSpec,
     CaptiveSpec,
     GridSpec,
     PotlineSpec,
     Scenario,
+    load_scenario,
 )
+from wire.tomlfile import FileError
 
 CONTINUOUS_BAND_FRAC = 0.05
 """Without shell heat exchangers a line has only about ±5 % of flexibility (DESIGN §4)."""
@@ -30,16 +42,24 @@ def line_model(spec: PotlineSpec) -> LineModel:
     default = LineModel(name=spec.name)
     # B is the ledge's allowed swing, a per-pot quantity: scale it with the line's size.
     heat_budget_mwh = default.heat_budget_mwh * spec.pots / REFERENCE_POTS
-    envelope: dict[str, float] = {}
+    envelope = {
+        "deep_low_frac": default.deep_low_frac,
+        "band_low_frac": default.band_low_frac,
+        "band_high_frac": default.band_high_frac,
+        "high_max_frac": default.high_max_frac,
+    }
     if not p.heat_exchangers:
         low, high = 1.0 - CONTINUOUS_BAND_FRAC, 1.0 + CONTINUOUS_BAND_FRAC
         envelope = {
-            "band_low_frac": low,
             "deep_low_frac": low,
+            "band_low_frac": low,
             "band_high_frac": high,
             "high_max_frac": high,
         }
-    model = LineModel(
+    # A scenario may tighten the hard limits inside the default envelope: the envelope must
+    # never promise what the plant's protection would clamp away.
+    lo, hi = spec.min_current_frac, spec.max_current_frac
+    return LineModel(
         name=spec.name,
         pots=spec.pots,
         nominal_current_ka=spec.nominal_current_ka,
@@ -47,26 +67,12 @@ def line_model(spec: PotlineSpec) -> LineModel:
         resistance_uohm=p.resistance_uohm,
         e_tn_v=p.e_tn_v,
         current_efficiency=p.current_efficiency,
-        hard_min_frac=spec.min_current_frac,
-        hard_max_frac=spec.max_current_frac,
+        hard_min_frac=lo,
+        hard_max_frac=hi,
         heat_budget_mwh=heat_budget_mwh,
         heat_exchangers=p.heat_exchangers,
         hx_time_constant_h=p.hx_time_constant_h,
-        **envelope,
-    )
-    # A scenario may tighten the hard limits inside the default envelope: the envelope must
-    # never promise what the plant's protection would clamp away.
-    return _within_hard_limits(model)
-
-
-def _within_hard_limits(m: LineModel) -> LineModel:
-    lo, hi = m.hard_min_frac, m.hard_max_frac
-    return replace(
-        m,
-        deep_low_frac=min(max(m.deep_low_frac, lo), hi),
-        band_low_frac=min(max(m.band_low_frac, lo), hi),
-        band_high_frac=min(max(m.band_high_frac, lo), hi),
-        high_max_frac=min(max(m.high_max_frac, lo), hi),
+        **{key: min(max(frac, lo), hi) for key, frac in envelope.items()},
     )
 
 
@@ -114,12 +120,37 @@ def site_from_scenario(scenario: Scenario) -> SiteModel:
         lines=tuple(line_model(p) for p in scenario.potline),
         bess=tuple(bess_model(b) for b in scenario.bess),
         captive=tuple(captive_model(c) for c in scenario.captive),
-        grid=None if scenario.islanded or scenario.grid is None else grid_model(scenario.grid),
+        islanded=scenario.islanded,
+        grid=None if scenario.grid is None else grid_model(scenario.grid),
         auxiliary_load_mw=scenario.auxiliary_load_mw,
-        renewable_capacity_mw={r.name: r.capacity_mw for r in scenario.renewable},
-        renewable_kind={r.name: r.kind.value for r in scenario.renewable},
+        renewable=tuple(
+            RenewableModel(r.name, r.kind.value, r.capacity_mw) for r in scenario.renewable
+        ),
         utc_offset_h=scenario.utc_offset_h,
         latitude_deg=scenario.latitude_deg,
         longitude_deg=scenario.longitude_deg,
         altitude_m=scenario.altitude_m,
     )
+
+
+def site_file_text(scenario: Scenario) -> str:
+    """The scenario's site as a site file, with a header saying where it came from."""
+    about = " ".join(scenario.description.split())
+    return (
+        f"# smelter-ems site file (docs/configuration.md), from the scenario {scenario.name!r}:\n"
+        + (f"# {about}\n" if about else "")
+        + "# Edit it to describe the plant, then: smelter-ems run --site FILE.\n"
+        + "\n"
+        + site_toml(site_from_scenario(scenario))
+    )
+
+
+def site_command(args: argparse.Namespace) -> int:
+    try:
+        scenario = load_scenario(args.from_scenario)
+    except FileError as exc:
+        if not exc.source:  # the name itself: no such built-in scenario
+            exc = FileError("", "--from-scenario", exc.value, exc.reason)
+        return usage_error(str(exc))
+    print(site_file_text(scenario), end="")
+    return 0

@@ -1,7 +1,8 @@
 """The ``smelter-ems`` command line: one console script, one subcommand per job (DESIGN §6).
 
 This dispatcher is part of the evaluation harness: subcommands that drive the simulator import
-it lazily, so the controller package itself never depends on the simulator.
+it lazily, so the controller package itself never depends on the simulator, and ``run --site``
+and ``check-config`` work where the simulator package is not installed.
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("run", help="the control daemon: MQTT telemetry in, safe setpoints out")
     p.add_argument("--config", help="TOML config file ([mqtt], [controller], [planner], ...)")
     p.add_argument("--broker", help="broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT")
-    p.add_argument("--scenario", help="site description: built-in scenario name or scenario file")
+    site = p.add_mutually_exclusive_group()
+    site.add_argument("--site", help="the site file (default: the config's [controller] site)")
+    site.add_argument(
+        "--scenario",
+        help="instead of a site file, the site of a simulator scenario (built-in name or file), "
+        "for the demo and tests; needs the simulator package",
+    )
     p.add_argument("--state-file", help="state kept across restarts (controller.state_file)")
     p.add_argument(
         "--http-port", type=int, help="/healthz and /metrics port on loopback; 0 turns it off"
@@ -108,7 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     _forecast_eval_parser(sub)
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
     sc.add_argument("--json", action="store_true")
-    cc = sub.add_parser("check-config", help="validate a config file and explain what is wrong")
+    st = sub.add_parser("site", help="print a site file to start from (for run --site)")
+    st.add_argument(
+        "--from-scenario",
+        required=True,
+        metavar="NAME",
+        help="the site of this simulator scenario (built-in name or scenario file)",
+    )
+    cc = sub.add_parser(
+        "check-config", help="validate a config file and its site file, explain what is wrong"
+    )
     cc.add_argument("file")
     return parser
 
@@ -139,6 +155,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format=f"{stamp}%(levelname)s %(name)s: %(message)s",
     )
+    try:
+        return _dispatch(args)
+    except ModuleNotFoundError as exc:
+        if not _is_simulator(exc):
+            raise
+        what = "run --scenario" if getattr(args, "scenario", None) else args.command
+        print(
+            f"smelter-ems: error: {what} needs the simulator package, which is not installed",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+def _is_simulator(exc: ModuleNotFoundError) -> bool:
+    return (exc.name or "").split(".")[0] == "simulator"
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run" and args.scenario is None:
+        from controller.daemon import cli as daemon_cli  # noqa: PLC0415  (no simulator needed)
+
+        return daemon_cli.run_command(args)
+    if args.command == "check-config":
+        return _check_config(args.file)
     if args.command == "backtest":
         from harness import report  # noqa: PLC0415  (harness only: see the docstring)
 
@@ -147,12 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness import forecast_eval  # noqa: PLC0415  (harness only)
 
         return forecast_eval.main_forecast_eval(args)
-    if args.command in ("run", "check-config"):
-        from harness import daemon_cli  # noqa: PLC0415  (harness only)
+    if args.command == "run":
+        from harness import daemon_cli as scenario_run  # noqa: PLC0415  (harness only)
 
-        if args.command == "run":
-            return daemon_cli.run_command(args)
-        return daemon_cli.check_config(args.file)
+        return scenario_run.run_on_scenario(args)
+    if args.command == "site":
+        from harness.site_from_scenario import site_command  # noqa: PLC0415  (harness only)
+
+        return site_command(args)
     from simulator import cli as sim_cli  # noqa: PLC0415  (harness only: see the docstring)
 
     if args.command == "simulate":
@@ -162,6 +204,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "scenarios":
         return sim_cli.scenarios(args)
     return EXIT_USAGE
+
+
+def _check_config(path: str) -> int:
+    """The whole file: TOML, table names and the simulator's tables (when the simulator is
+    installed), then the daemon's tables and the site file they name."""
+    from controller.daemon import cli as daemon_cli  # noqa: PLC0415  (no simulator needed)
+
+    try:
+        from simulator import cli as sim_cli  # noqa: PLC0415  (harness only)
+    except ModuleNotFoundError as exc:
+        if not _is_simulator(exc):
+            raise
+        unchecked = " (the [simulator] table is not checked: no simulator package installed)"
+    else:
+        unchecked = ""
+        code = sim_cli.check_config(path, announce=False)
+        if code != EXIT_OK:
+            return code
+    code = daemon_cli.check_config(path)
+    if code == EXIT_OK:
+        print(f"{path}: OK{unchecked}")
+    return code
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def daemon_config(
 
 @contextlib.asynccontextmanager
 async def controller(config: DaemonConfig) -> AsyncIterator[Daemon]:
-    d = Daemon(config, site_from_scenario(SCENARIO), site_name=SCENARIO.site)
+    d = Daemon(config, site_from_scenario(SCENARIO))
     stop = asyncio.Event()
     task = asyncio.create_task(d.run(stop))
     try:

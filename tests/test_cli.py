@@ -58,6 +58,62 @@ def test_check_config_reports_a_bad_scenario_file(
     assert "key 'potline[0].pots' = 0: Expected `int` >= 1" in capsys.readouterr().err
 
 
+def test_check_config_checks_the_site_file_it_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "site.toml").write_text(
+        'name = "s"\nlatitude_deg = 25\nlongitude_deg = 100\nutc_offset_h = 8\nislanded = true\n'
+        '[[lines]]\nname = "L1"\nramp_frac_per_h = 0\n',
+        encoding="utf-8",
+    )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[controller]\nsite = 'site.toml'\n")  # relative to the config file
+    assert main(["check-config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{tmp_path / 'site.toml'}: key 'lines[0].ramp_frac_per_h' = 0: Expected `float` > 0" in err
+    )
+
+
+def test_check_config_names_the_key_of_a_site_file_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[controller]\nsite = 'nowhere.toml'\n")
+    assert main(["check-config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: key 'controller.site' = '{tmp_path / 'nowhere.toml'}': file not found" in err
+
+
+def test_the_controller_no_longer_takes_a_scenario_in_its_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[controller]\nscenario = 'yunnan-hydro-solar'\n")
+    assert main(["check-config", str(cfg)]) == 2
+    assert "key 'controller.scenario' = 'yunnan-hydro-solar': unknown key" in (
+        capsys.readouterr().err
+    )
+
+
+def test_run_without_a_site_says_how_to_give_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[controller]\nhttp_port = 0\n")
+    assert main(["run", "--config", str(cfg)]) == 2
+    assert f"{cfg}: key 'controller.site' = '': no site file: give --site FILE" in (
+        capsys.readouterr().err
+    )
+    missing = tmp_path / "none.toml"
+    assert main(["run", "--site", str(missing), "--http-port", "0"]) == 2
+    assert f"error: key '--site' = '{missing}': file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--site", "s.toml", "--scenario", "yunnan-hydro-solar"])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_simulate_offline_json_has_the_kpis(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         [

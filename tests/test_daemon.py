@@ -33,6 +33,7 @@ from victoria import VictoriaMetrics
 
 from controller.core.records import SavedState
 from controller.daemon import persist
+from controller.sitefile import site_toml
 from controller.state import StateTracker
 from controller.tsdb import InfluxSettings
 from harness.backtest import run_backtest
@@ -252,10 +253,11 @@ async def test_hold_and_manual_take_effect_and_survive_a_restart(
 def _spawn(
     broker: MosquittoBroker, prefix: str, state: Path, tmp_path: Path
 ) -> subprocess.Popen[bytes]:
+    (tmp_path / "site.toml").write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
     config = tmp_path / f"{prefix}.toml"
     config.write_text(
         f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
-        f'[controller]\nscenario = "{SCENARIO.name}"\nstate_file = "{state}"\nhttp_port = 0\n',
+        f'[controller]\nsite = "site.toml"\nstate_file = "{state}"\nhttp_port = 0\n',
         encoding="utf-8",
     )
     # the child keeps its own copy of the log's descriptor: ours can close at once
@@ -437,10 +439,12 @@ async def test_the_daemon_and_the_simulator_log_one_site_under_one_site_tag(
     prefix = new_prefix()
     sim_dir, daemon_dir = tmp_path / "sim", tmp_path / "daemon"
     config = tmp_path / "smelter-ems.toml"
+    site = tmp_path / "site.toml"
+    site.write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
     config.write_text(
         f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
         f'[simulator]\nscenario = "{SCENARIO.name}"\nspeed = 600.0\n'
-        f'[controller]\nscenario = "{SCENARIO.name}"\nhttp_port = 0\n'
+        f'[controller]\nsite = "{site}"\nhttp_port = 0\n'
         f'state_file = "{tmp_path / "state.json"}"\n'
         f'[influx]\nfiles_dir = "{daemon_dir}"\nflush_interval_s = 0.1\n',
         encoding="utf-8",

@@ -25,7 +25,7 @@ from controller.daemon.http import serve_http
 from controller.daemon.service import Daemon
 from controller.planner import scheduler
 from controller.planner.types import PlannerConfig
-from controller.site import BessModel, GridModel, LineModel, SiteModel
+from controller.site import BessModel, GridModel, LineModel, RenewableModel, SiteModel
 from wire import (
     MAX_PLAN_BYTES,
     BessTelemetry,
@@ -54,8 +54,7 @@ SITE = SiteModel(
     lines=(LINE,),
     bess=(BessModel("B1"),),
     grid=GridModel(import_limit_mw=1000.0, export_limit_mw=0.0, carbon_t_per_mwh=0.6),
-    renewable_capacity_mw={"pv1": 300.0},
-    renewable_kind={"pv1": "pv"},
+    renewable=(RenewableModel("pv1", "pv", 300.0),),
     utc_offset_h=8.0,
 )
 TOPICS = Topics("p")
@@ -64,7 +63,7 @@ RAMP_KA_PER_S = LINE.ramp_ka_per_h / 3600.0
 
 def _core(**settings: float) -> ControllerCore:
     section = ControllerSection(**settings)  # type: ignore[arg-type]
-    return ControllerCore(SITE, section, PlannerConfig(), TOPICS, site_name="s")
+    return ControllerCore(SITE, section, PlannerConfig(), TOPICS)
 
 
 def _feed(
@@ -453,7 +452,7 @@ async def _get(port: int, path: str) -> tuple[int, str]:
 
 async def test_metrics_and_healthz_report_what_the_core_counts(tmp_path: Path) -> None:
     config = DaemonConfig(controller=ControllerSection(state_file=str(tmp_path / "s.json")))
-    daemon = Daemon(config, SITE, site_name="s")
+    daemon = Daemon(config, SITE)
     daemon.core.on_message("smelter/telemetry/potline/L1", b"{oops", 0.0)
     daemon.core.on_message("smelter/telemetry/potline/L1", b"{oops", 0.0)
     server = await serve_http("127.0.0.1", 0, daemon)
@@ -480,7 +479,7 @@ async def test_a_stop_whose_setpoints_cannot_go_out_says_what_it_leaves(
         mqtt=MqttSettings(topic_prefix=TOPICS.prefix),
         controller=ControllerSection(state_file=str(tmp_path / "s.json")),
     )
-    daemon = Daemon(config, SITE, site_name="s")
+    daemon = Daemon(config, SITE)
     _feed(daemon.core, T0, 0.0)
     daemon.stats.connected = True
     for pub in daemon.core.shutdown_setpoints(0.0):
@@ -549,7 +548,7 @@ def test_forecasters_that_cannot_be_trusted_are_not_loaded(tmp_path: Path) -> No
     kept = persist.load_forecasters(path, SITE)
     assert kept.supply is None and "another user" in kept.problem and path.exists()
     path.chmod(0o600)
-    other = dataclasses.replace(SITE, renewable_capacity_mw={"pv1": 400.0})
+    other = msgspec.structs.replace(SITE, renewable=(RenewableModel("pv1", "pv", 400.0),))
     kept = persist.load_forecasters(path, other)
     assert kept.supply is None and "other renewable plants" in kept.problem
     assert not path.exists() and list(tmp_path.glob("state.json.forecasters.unreadable-*"))

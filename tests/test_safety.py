@@ -24,11 +24,12 @@ SITE = SiteModel(
         LineModel("L1"),
         LineModel(
             "L2", nominal_current_ka=300.0, hard_min_frac=0.8, hard_max_frac=1.05,
-            ramp_frac_per_h=0.1,
+            high_max_frac=1.05, ramp_frac_per_h=0.1,
         ),
     ),
     bess=(BessModel("b1", power_mw=50.0, energy_mwh=100.0),),
     captive=(CaptiveModel("c1", min_mw=200.0, max_mw=600.0, ramp_mw_per_h=600.0),),
+    islanded=True,
 )  # fmt: skip
 L1, L2, B1, C1 = ("potline", "L1"), ("potline", "L2"), ("bess", "b1"), ("captive", "c1")
 T = c.Topics()
@@ -220,7 +221,7 @@ def test_bad_construction_is_refused() -> None:
     with pytest.raises(ValueError, match="validity_s"):
         layer(validity_s=0.0)
     with pytest.raises(ValueError, match="asset name"):
-        SafetyLayer(SiteModel("s", lines=(LineModel("bad name"),)), validity_s=60.0)
+        SafetyLayer(SiteModel("s", lines=(LineModel("bad name"),), islanded=True), validity_s=60.0)
 
 
 def schedule(times_s: list[float], step_s: float = 900.0) -> Schedule:

@@ -23,7 +23,15 @@ from controller.planner.types import (
     PlantState,
     SolveStatus,
 )
-from controller.site import BessModel, CaptiveModel, GridModel, LineModel, SiteModel
+from controller.site import (
+    BessModel,
+    CaptiveModel,
+    GridModel,
+    LineModel,
+    RenewableKind,
+    RenewableModel,
+    SiteModel,
+)
 from forecasting.types import QuantileForecast
 
 T0 = 1_780_272_000.0  # 2026-06-01 00:00 UTC = 08:00 local (UTC+8)
@@ -252,6 +260,7 @@ ISLAND = SiteModel(
     bess=(BessModel("b1"),),
     captive=(CaptiveModel("c1", min_mw=450.0, max_mw=1100.0, ramp_mw_per_h=990.0),),
     auxiliary_load_mw=40.0,
+    islanded=True,
 )
 
 
@@ -432,7 +441,7 @@ def test_forecast_is_averaged_over_each_coarse_step() -> None:
     ],
 )
 def test_imports_keep_a_margin_for_supply_swinging_within_a_step(
-    kind: str, captive_max_mw: float, grid_mw: float, into_margin_mw: float
+    kind: RenewableKind, captive_max_mw: float, grid_mw: float, into_margin_mw: float
 ) -> None:
     """Hand case: a fixed 480-MW line, no renewable supply now, import limit 500 MW, imports
     cheaper and cleaner than the captive unit."""
@@ -447,8 +456,7 @@ def test_imports_keep_a_margin_for_supply_swinging_within_a_step(
         (line,),
         captive=captive,
         grid=GridModel(500.0, 0.0, 0.5, **FLAT_TARIFF),
-        renewable_capacity_mw={"r1": 1000.0},
-        renewable_kind={"r1": kind},
+        renewable=(RenewableModel("r1", kind, 1000.0),),
     )
     cfg = PlannerConfig(horizon_h=4)
     s = solve(site, state_for(site), flat_forecast(cfg, 0.0), cfg)

@@ -7,7 +7,7 @@ import pytest
 
 from controller.planner.scheduler import heat_trajectory
 from controller.planner.types import LineState
-from controller.site import LineModel, SiteModel
+from controller.site import LineModel, RenewableModel, SiteModel
 from controller.state import StateTracker
 from wire import PotlineTelemetry, RenewableKind, RenewableTelemetry
 
@@ -25,7 +25,12 @@ def renewable(ts: float, mw: float) -> RenewableTelemetry:
 
 
 def test_renewable_history_sums_plants_reporting_the_same_instant() -> None:
-    site = SiteModel("s", (LineModel("L1"),), renewable_capacity_mw={"a": 1e3, "b": 1e3})
+    site = SiteModel(
+        "s",
+        (LineModel("L1"),),
+        islanded=True,
+        renewable=(RenewableModel("a", "pv", 1e3), RenewableModel("b", "pv", 1e3)),
+    )
     t = StateTracker(site)
     for k in range(3):
         ts = T0 + 60 * k
@@ -39,7 +44,7 @@ def test_renewable_history_sums_plants_reporting_the_same_instant() -> None:
 
 def test_fresh_start_assumes_nominal_production_since_midnight() -> None:
     line = LineModel("L1")
-    t = StateTracker(SiteModel("s", (line,)))
+    t = StateTracker(SiteModel("s", (line,), islanded=True))
     t.observe_telemetry("potline", "L1", potline(T0, 400.0))
     # 8 h at nominal: 300 · 0.3356 · 400 · 0.93 · 8 / 1000 t
     assert t.state(T0).lines["L1"].produced_today_t == pytest.approx(
@@ -52,7 +57,7 @@ def test_heat_budget_of_a_step_down_matches_the_lag_integral() -> None:
     recovery off, H → ΔQ·τ_hx exactly: ΔQ = Q(340) − Q(400) [MW], τ_hx = 0.5 h (after 12 h
     the lag's e^−24 is gone)."""
     line = LineModel("L1", heat_recovery_h=1e9)
-    t = StateTracker(SiteModel("s", (line,)))
+    t = StateTracker(SiteModel("s", (line,), islanded=True))
     for k in range(12 * 60 + 1):
         t.observe_telemetry("potline", "L1", potline(T0 + 60 * k, 340.0 if k else 400.0))
     dq = line.heat_mw(340.0) - line.heat_mw(400.0)
@@ -64,7 +69,7 @@ def test_the_tracker_and_the_planner_integrate_the_same_heat_budget() -> None:
     quarter hour is the planner's trajectory for 15-min steps (one model, exact per step).
     The tracker's old Euler weight Δ instead of g was 2 % off here."""
     line = LineModel("L1")
-    t = StateTracker(SiteModel("s", (line,)))
+    t = StateTracker(SiteModel("s", (line,), islanded=True))
     currents = np.array([400.0, 360.0, 340.0, 340.0, 420.0, 440.0, 400.0, 380.0])
     tracked = []
     for k in range(currents.size * 15 + 1):
@@ -77,7 +82,7 @@ def test_the_tracker_and_the_planner_integrate_the_same_heat_budget() -> None:
 
 
 def test_a_silent_line_is_reported_unavailable() -> None:
-    t = StateTracker(SiteModel("s", (LineModel("L1"),)), stale_after_s=300.0)
+    t = StateTracker(SiteModel("s", (LineModel("L1"),), islanded=True), stale_after_s=300.0)
     t.observe_telemetry("potline", "L1", potline(T0, 400.0))
     assert t.state(T0 + 200).lines["L1"].available
     assert not t.state(T0 + 400).lines["L1"].available

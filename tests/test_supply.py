@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.site import LineModel, SiteModel
+from controller.site import LineModel, RenewableModel, SiteModel
 from controller.supply import SupplyForecaster
 from wire import RenewableKind, RenewableTelemetry, WeatherForecast
 
@@ -15,8 +15,8 @@ def site() -> SiteModel:
     return SiteModel(
         "s",
         (LineModel("L1"),),
-        renewable_capacity_mw={"w1": 300.0, "w2": 200.0},
-        renewable_kind={"w1": "wind", "w2": "wind"},
+        islanded=True,
+        renewable=(RenewableModel("w1", "wind", 300.0), RenewableModel("w2", "wind", 200.0)),
         latitude_deg=40.0,
         longitude_deg=110.0,
     )

@@ -9,6 +9,7 @@ beside the link settings rather than on either side.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-P = TypeVar("P", bound=msgspec.Struct)
+T = TypeVar("T")
 
 
 class FileError(Exception):
@@ -54,8 +55,9 @@ def _lookup(raw: object, path: str) -> tuple[str, object]:
     return ".".join(key_parts) or "(top level)", node
 
 
-def convert(raw: Mapping[str, Any], type_: type[P], source: str = "") -> P:
-    """Convert parsed TOML (or any mapping) into a frozen Struct, or raise :class:`FileError`."""
+def convert(raw: Mapping[str, Any], type_: type[T], source: str = "") -> T:
+    """Convert parsed TOML (or any mapping) into a frozen Struct (or a dataclass), or raise
+    :class:`FileError`."""
     try:
         return msgspec.convert(raw, type_, strict=False)
     except msgspec.ValidationError as exc:
@@ -72,23 +74,77 @@ def convert(raw: Mapping[str, Any], type_: type[P], source: str = "") -> P:
             # a __post_init__ check, written as "field: reason"
             path, reason = f"{path or '$'}.{cross.group(1)}", cross.group(2)
         key, value = _lookup(raw, path or "$")
-        if value is _MISSING:
-            value = "(missing)" if missing else None
+        if value is _MISSING:  # a required key, or a cross-field check on a default
+            value = "(missing)" if missing else "(not set)"
         if unknown:
             reason = "unknown key (misspelt, or not valid here)"
         raise FileError(source, key, value, reason) from None
 
 
-def load_toml(path: str | Path, type_: type[P]) -> P:
-    """Read a TOML file into a validated Struct; syntax errors are reported as FileError too."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file and syntax errors are reported as FileError."""
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileError(str(p), "(file)", str(p), "file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise FileError(str(p), "(syntax)", None, f"not valid TOML: {exc}") from None
-    return convert(raw, type_, str(p))
+
+
+def load_toml(path: str | Path, type_: type[T]) -> T:
+    """Read a TOML file into a validated Struct; syntax errors are reported as FileError too."""
+    return convert(read_toml(path), type_, str(path))
+
+
+def dumps_toml(data: Mapping[str, Any]) -> str:
+    """TOML text for plain data (what ``msgspec.to_builtins`` gives): scalars and lists of
+    scalars as ``key = value``, mappings as ``[tables]``, lists of mappings as ``[[arrays of
+    tables]]``; None values are left out.  Floats are written exactly (``repr``), so the text
+    reads back to the same numbers."""
+    lines: list[str] = []
+    _dump_table(data, (), lines)
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def _dump_table(data: Mapping[str, Any], path: tuple[str, ...], out: list[str]) -> None:
+    tables: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) or (
+            isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value)
+        ):
+            tables.append((key, value))
+        else:
+            out.append(f"{_key(key)} = {_scalar(value)}")
+    for key, value in tables:
+        name = ".".join(_key(k) for k in (*path, key))
+        for table in [value] if isinstance(value, Mapping) else value:
+            out.extend(["", f"[{name}]" if isinstance(value, Mapping) else f"[[{name}]]"])
+            _dump_table(table, (*path, key), out)
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _string(key)
+
+
+def _string(text: str) -> str:
+    # JSON's escapes are TOML's basic-string escapes (not its surrogate pairs: the text is
+    # UTF-8, other characters are written as they are); TOML also forbids a raw DEL
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
 # --- connection settings (shared by the daemon's and the simulator's config files) -----------

@@ -32,7 +32,6 @@ mode ``hold``/``manual``  last setpoints held / operator setpoints, through hard
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Final
 
@@ -92,14 +91,12 @@ class ControllerCore:
         topics: Topics,
         *,
         planner: Planner | None = None,
-        site_name: str | None = None,
     ) -> None:
         self.site = site
         self.settings = settings
         self.planner_config = planner_config
         self.planner: Planner = planner if planner is not None else MpcPlanner()
         self.topics = topics
-        self.site_name = site_name or site.name
         self.cycle_s = settings.cycle_min * 60.0
         self.recorder: Recorder | None = None
         self.clock = PlantClock()
@@ -124,6 +121,7 @@ class ControllerCore:
             self.safety, validity_s=settings.validity_s, heartbeat_s=settings.heartbeat_s
         )
         self.meter = Meter(site)
+        self._renewable_capacity_mw = sum(r.capacity_mw for r in site.renewable)
         self.plan: Schedule | None = None
         self.plans_made = 0
         self.fallback_plans = 0
@@ -167,7 +165,7 @@ class ControllerCore:
             self.recorder.payload(kind, asset, payload)
 
     def _on_weather(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
-        if asset == self.site_name and isinstance(payload, WeatherForecast):
+        if asset == self.site.name and isinstance(payload, WeatherForecast):
             self.forecasters.observe_weather(payload)
 
     def _on_mode(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
@@ -278,7 +276,7 @@ class ControllerCore:
         if why is None:
             return None
         stale_bess = self.watchdog.stale_of("bess")
-        site = dataclasses.replace(
+        site = msgspec.structs.replace(
             self.site, bess=tuple(b for b in self.site.bess if b.name not in stale_bess)
         )
         cfg = self.planner_config
@@ -455,7 +453,7 @@ class ControllerCore:
 
     def _check_forecast_miss(self, ts: float) -> None:
         plan = self.plan
-        capacity = sum(self.site.renewable_capacity_mw.values())
+        capacity = self._renewable_capacity_mw
         if plan is None or capacity <= 0.0 or plan.forecast.p50_mw.size == 0:
             return
         k = int(np.searchsorted(plan.times_s, ts, side="right")) - 1

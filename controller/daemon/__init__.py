@@ -1,8 +1,9 @@
 """The control daemon (``smelter-ems run``): MQTT in, safe setpoints out, all day, every day.
 
 :mod:`controller.daemon.core` decides (pure), :mod:`controller.daemon.service` runs it on
-asyncio, :mod:`controller.daemon.persist` keeps what survives a restart, and
-:mod:`controller.daemon.http` serves ``/healthz`` and ``/metrics``.  Operations:
+asyncio, :mod:`controller.daemon.persist` keeps what survives a restart,
+:mod:`controller.daemon.http` serves ``/healthz`` and ``/metrics``, and
+:mod:`controller.daemon.cli` reads the config and site files and the flags.  Operations:
 docs/operations.md.
 """
 
@@ -22,19 +23,19 @@ log = logging.getLogger(__name__)
 __all__ = ["Daemon", "run"]
 
 
-def run(config: DaemonConfig, site: SiteModel, *, site_name: str) -> int:
+def run(config: DaemonConfig, site: SiteModel) -> int:
     """Serve until SIGINT or SIGTERM.  Returns 0 on a clean stop, 2 when the config's password
     or TLS files cannot be used (the reason is logged)."""
     try:
-        asyncio.run(_serve_until_signalled(config, site, site_name))
+        asyncio.run(_serve_until_signalled(config, site))
     except FileError as exc:
         log.error("%s", exc)
         return 2
     return 0
 
 
-async def _serve_until_signalled(config: DaemonConfig, site: SiteModel, site_name: str) -> None:
-    daemon = Daemon(config, site, site_name=site_name)
+async def _serve_until_signalled(config: DaemonConfig, site: SiteModel) -> None:
+    daemon = Daemon(config, site)
 
     async def serve(stop: asyncio.Event) -> None:
         await daemon.run(stop, ready=lambda: sd_notify("READY=1"))

@@ -92,7 +92,6 @@ class Daemon:
         config: DaemonConfig,
         site: SiteModel,
         *,
-        site_name: str,
         environ: Mapping[str, str] = os.environ,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -103,7 +102,6 @@ class Daemon:
             config.controller,
             config.planner,
             self.topics,
-            site_name=site_name,
         )
         self.password = resolve_password(config.mqtt, environ)
         check_tls(config.mqtt)
@@ -157,7 +155,7 @@ class Daemon:
         except OSError as exc:
             key = "influx.files_dir" if self.influx.url is None else "influx.spool_dir"
             raise FileError("", key, exc.filename, f"cannot be used: {exc.strerror}") from None
-        self.core.recorder = _SinkRecorder(self.sink, self.core.site_name, self.core.site)
+        self.core.recorder = _SinkRecorder(self.sink, self.core.site)
         link_stop = asyncio.Event()
         link = asyncio.create_task(self._stay_connected(link_stop, ready))
         ticker = asyncio.create_task(self._tick_forever(stop))
@@ -441,9 +439,9 @@ async def _within(awaitable: Awaitable[object], timeout_s: float) -> bool:
 class _SinkRecorder:
     """The core's :class:`~controller.core.ports.Recorder`, writing points to a sink."""
 
-    def __init__(self, sink: PointSink, site_name: str, site: SiteModel) -> None:
+    def __init__(self, sink: PointSink, site: SiteModel) -> None:
         self.sink = sink
-        self.site_name = site_name
+        self.site_name = site.name
         self.lines = site.lines
 
     def payload(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
