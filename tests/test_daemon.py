@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import line_protocol_parser
 import msgspec
@@ -89,40 +90,105 @@ async def _run_until(plant: Plant, hours: float) -> None:
 # --- closed loop ----------------------------------------------------------------------------
 
 
-async def test_closed_loop_over_mqtt_gives_the_kpis_of_the_in_process_backtest(
+DAY_SPEED = 1200.0
+"""A simulated day in 72 s of wall time."""
+
+
+async def test_the_daemon_process_over_mqtt_does_what_the_backtest_measures(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    """12 h of plant time at 1200x: the same scenario and seed as ``backtest --strategy mpc``.
+    """``smelter-ems run --site FILE`` (its own process) against the simulator through
+    Mosquitto for one simulated day, and the in-process backtest of the same scenario and seed
+    with the mpc strategy: the same core, so the same renewable energy used and aluminium.
 
-    They differ because over MQTT the daemon plans when telemetry says a cycle is due, not on
-    the exact 15-min grid, a plan reaches the plant some plant-minutes after its telemetry
-    (0.1 s of wall time is 2 plant-minutes at 1200x), and telemetry comes every 2 plant-minutes
-    instead of every minute.  Measured: renewable used within 0.1 %, aluminium within 1 %.
+    They can differ only by what MQTT adds: telemetry every 2 plant-minutes at this speed
+    (the simulator thins it to 10 a wall second) instead of every minute, messages some wall
+    milliseconds late, and each plan reaching the plant the solve time x 1200 later (30-60 s
+    of plant time) than in the backtest, whose solver is never late.  The planner re-plans
+    every 15 min from the tracked state, so these shift a few setpoints by a minute or two.
+    Measured (four runs): renewable energy used 3-6 MWh (0.03 %) below the backtest's 20,081,
+    aluminium 0.3-0.9 t (0.05 %) above its 1,808 t.  The bounds, 0.5 % and 0.2 %, leave room
+    for a loaded machine's slower solves and are far narrower than what a different control
+    loop gives (flat against mpc: 4.4 % of renewable energy on this day).
+
+    The daemon also logs the day's metered KPIs every plant hour: the day it closes at local
+    midnight plus the new day's 08:00 reading cover the run, and match the simulator's truth
+    for the energy its meters see (measured 0.12 % low: the first 2 plant-minutes before the
+    daemon's first telemetry; bound 0.5 %).
     """
-    hours = 12.0
     prefix = new_prefix()
     plant = make_plant(prefix)
-    config = daemon_config(broker, prefix, tmp_path / "state.json")
-    async with simulator(broker, prefix, speed=1200.0, plant=plant), controller(config) as d:
-        await _run_until(plant, hours)
-        # one plan per 15-min cycle of plant time, on the grid, plus early ones on events
-        assert d.core.plans_made >= hours * 4 - 2
-        assert d.core.fallback_plans == 0
-        assert sum(d.core.ingest.rejected.values()) == 0
-    over_mqtt = plant.kpi.result()
-    in_process = run_backtest(SCENARIO, "mpc", days=hours / 24.0, seed=1).kpis
-    flat = run_backtest(SCENARIO, "flat", days=hours / 24.0, seed=1).kpis
-    used, ref, base = (
-        float(k["renewable_used_mwh"])  # type: ignore[arg-type]
-        for k in (over_mqtt, in_process, flat)
+    site, config = tmp_path / "site.toml", tmp_path / "smelter-ems.toml"
+    points = tmp_path / "points"
+    site.write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
+    config.write_text(
+        f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
+        f'[controller]\nsite = "{site}"\nhttp_port = 0\n'
+        f'state_file = "{tmp_path / "state.json"}"\n'
+        f'[influx]\nfiles_dir = "{points}"\nflush_interval_s = 0.5\n',
+        encoding="utf-8",
     )
-    print(f"renewable used: mqtt {used:.0f}, in-process {ref:.0f}, flat {base:.0f} MWh")
-    assert abs(used - ref) <= 0.01 * ref
-    assert used - base >= 0.8 * (ref - base)  # the daemon captures what the backtest does
+    start_s = plant.now_s
+    daemon = _cli(tmp_path, "run", "--config", str(config))
+    try:
+        # the plant starts once the daemon is on the broker: at 1200x each wall second it
+        # spent starting would be 20 plant-minutes without control
+        await _log_says(tmp_path / "run.log", "connected to MQTT broker")
+        async with (
+            watcher(broker, prefix, "controller/status") as w,
+            simulator(broker, prefix, speed=DAY_SPEED, plant=plant),
+        ):
+            await w.wait_for(_status("running"), timeout_s=60.0)
+            await _run_until(plant, 24.0 - (plant.now_s - start_s) / 3600.0)
+            over_mqtt = plant.kpi.result()
+            await _run_until(plant, 0.25)  # the daemon logs the 08:00 KPI point
+    finally:
+        assert await asyncio.to_thread(_stop, daemon) == 0
+    in_process = run_backtest(SCENARIO, "mpc", days=1.0, seed=1).kpis
+    flat = run_backtest(SCENARIO, "flat", days=1.0, seed=1).kpis
+    used, ref, base = (_num(k, "renewable_used_mwh") for k in (over_mqtt, in_process, flat))
+    al, al_ref = (_num(k, "aluminium_t") for k in (over_mqtt, in_process))
+    print(f"renewable used: mqtt {used:.1f}, in-process {ref:.1f}, flat {base:.1f} MWh")
+    print(f"aluminium: mqtt {al:.1f}, in-process {al_ref:.1f} t")
+    assert abs(used - ref) <= 0.005 * ref
+    assert abs(al - al_ref) <= 0.002 * al_ref
+    assert used - base > 0.8 * (ref - base)  # the daemon captures what the backtest does
     assert over_mqtt["thermal_violation_min"] == 0.0
     assert over_mqtt["frozen_pots"] == 0
-    al, al_ref = float(over_mqtt["aluminium_t"]), float(in_process["aluminium_t"])  # type: ignore[arg-type]
-    assert abs(al - al_ref) <= 0.01 * al_ref
+    # the metered KPIs: one point per plant hour; the day closed at local midnight (16:00 UTC)
+    # plus the new day's at 08:00 local cover the run
+    kpis = _kpi_points(points)
+    assert len(kpis) >= 23
+    times_s = [p["time"] / 1e3 for p in kpis]  # the files are written in milliseconds
+    assert start_s + 16 * 3600.0 in times_s and times_s[-1] == start_s + 24 * 3600.0
+    midnight, last = kpis[times_s.index(start_s + 16 * 3600.0)], kpis[-1]
+    for key in ("renewable_used_mwh", "renewable_available_mwh", "grid_import_mwh"):
+        metered = midnight["fields"][key] + last["fields"][key]
+        print(f"metered {key}: {metered:.1f} against {_num(over_mqtt, key):.1f}")
+        assert metered == pytest.approx(_num(over_mqtt, key), rel=0.005), key
+
+
+async def _log_says(path: Path, text: str, timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not path.exists() or text not in path.read_text(encoding="utf-8"):
+            await asyncio.sleep(0.05)
+
+
+def _num(kpis: dict[str, object], key: str) -> float:
+    value = kpis[key]
+    assert isinstance(value, int | float), (key, value)
+    return float(value)
+
+
+def _kpi_points(directory: Path) -> list[dict[str, Any]]:
+    """The daemon's ``kpi`` points (period ``day``) in its line-protocol files, by time."""
+    out = []
+    for path in directory.glob("*.lp"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            point = line_protocol_parser.parse_line(line)
+            if point["measurement"] == "kpi" and point["tags"].get("period") == "day":
+                out.append(point)
+    return sorted(out, key=lambda p: p["time"])
 
 
 # --- the broker goes away ---------------------------------------------------------------------

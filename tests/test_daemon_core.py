@@ -254,8 +254,9 @@ def test_a_clock_jump_back_replans_and_dispatches_at_once() -> None:
 
 
 def test_the_days_metered_kpis_are_logged_every_plant_hour() -> None:
-    """Constant metered powers for 2 h: the hourly KPI points integrate them exactly
-    (hand-checkable: 200 MW of PV delivered, 280 MW imported, 480 MW of pot-line)."""
+    """Constant metered powers: each hourly KPI point integrates them exactly over what the
+    meters saw (hand-checkable: 200 MW of PV delivered, 280 MW imported, 480 MW of pot-line),
+    stamped at the hour; local midnight closes the day and starts the totals again."""
     core = _core()
     recorded: list[tuple[float, dict[str, float]]] = []
 
@@ -267,23 +268,24 @@ def test_the_days_metered_kpis_are_logged_every_plant_hour() -> None:
             recorded.append((ts_s, table))
 
     core.recorder = Kpis()
-    for k in range(121):
-        _feed(core, T0 + 60.0 * k, 0.01 * k)
+    start_s = T0 + 13 * 3600.0 + 1800.0  # 21:30 local
+    for k in range(0, 4 * 60 + 1, 2):  # telemetry every 2 min (as at 1200x), 4 h
+        _feed(core, start_s + 60.0 * k, 0.01 * k)
         core.tick(0.01 * k)
-    assert [ts for ts, _ in recorded] == [T0 + 3600.0, T0 + 7200.0]
-    # T0 is 08:00 local: the day's totals so far are 1 h and 2 h of the same powers
-    for hours, (_, table) in enumerate(recorded, start=1):
-        assert table["renewable_used_mwh"] == pytest.approx(200.0 * hours)
-        assert table["renewable_available_mwh"] == pytest.approx(200.0 * hours)
+    hours = [start_s + 1800.0 + 3600.0 * h for h in range(4)]  # 22:00 ... 01:00 local
+    assert [ts for ts, _ in recorded] == hours
+    metered_h = [0.5, 1.5, 2.5, 1.0]  # since the first telemetry; the day closes at 00:00
+    for (_, table), h in zip(recorded, metered_h, strict=True):
+        assert table["renewable_used_mwh"] == pytest.approx(200.0 * h)
+        assert table["renewable_available_mwh"] == pytest.approx(200.0 * h)
         assert table["curtailed_mwh"] == pytest.approx(0.0)
-        assert table["grid_import_mwh"] == pytest.approx(280.0 * hours)
-        assert table["co2_t"] == pytest.approx(280.0 * hours * 0.6)
-        assert table["site_consumption_mwh"] == pytest.approx(480.0 * hours)
+        assert table["grid_import_mwh"] == pytest.approx(280.0 * h)
+        assert table["co2_t"] == pytest.approx(280.0 * h * 0.6)
+        assert table["site_consumption_mwh"] == pytest.approx(480.0 * h)
         assert table["renewable_share"] == pytest.approx(200.0 / 480.0)
-        # aluminium since local midnight, 8 h before T0, at nominal current all along
-        target_t = LINE.production_t_per_h(400.0) * (8.0 + hours)
-        assert table["aluminium_target_t"] == pytest.approx(target_t)
-        assert table["aluminium_t"] == pytest.approx(target_t, rel=1e-6)
+        # Faraday at the metered 400 kA = nominal: on target
+        assert table["aluminium_t"] == pytest.approx(LINE.production_t_per_h(400.0) * h)
+        assert table["aluminium_target_t"] == pytest.approx(table["aluminium_t"])
 
 
 def test_plant_alarms_are_counted_and_logged_once_per_code_then_hourly(

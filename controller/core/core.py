@@ -262,8 +262,9 @@ class ControllerCore:
         self._update_staleness(now)
         if self.dispatcher.due(now):
             self._dispatch(now)
-        if self.meter.hour_due(now) and self.recorder is not None:
-            self.recorder.kpis(now, self.meter.table(self.tracker.state(now)))
+        for hour_s, table in self.meter.take():
+            if self.recorder is not None:
+                self.recorder.kpis(hour_s, table)
         self._emit_status(now)
 
     def take_plan_job(self) -> PlanJob | None:

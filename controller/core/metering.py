@@ -2,10 +2,13 @@
 
 The backtest reports KPIs from the simulator's truth (docs/kpis.md); a daemon on a real plant
 has only its meters.  :class:`Meter` integrates the site's metered powers over plant time
-(zero-order hold between telemetry instants, never across a clock jump) into the same KPI
-names: energies since local midnight, CO2 and cost from the site's factors and tariff, and
-aluminium from the state tracker's Faraday count.  The core logs them every hour of plant time
-(:meth:`Meter.hour_due`) as ``kpi`` points with ``period=day`` (docs/influx-schema.md).
+(each value held until the next telemetry, never across a clock jump) into the same KPI names:
+energies, CO2 and cost from the site's factors and tariff, and aluminium by Faraday from the
+measured line currents.  At every full hour of plant time it closes a reading of the day's
+totals so far (at local midnight: the whole day, then the totals start again), stamped with
+the hour; the core logs each as a ``kpi`` point with ``period=day`` (docs/influx-schema.md).
+Only what the meters saw is counted: ``aluminium_target_t`` is nominal production over the
+same metered time.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import math
 
 import msgspec
 
-from controller.planner.types import PlantState
 from controller.site import SiteModel
 from wire import (
     BessTelemetry,
@@ -26,7 +28,7 @@ from wire import (
 
 HOUR_S = 3600.0
 
-ENERGY_KEYS = (
+TOTAL_KEYS = (
     "renewable_available_mwh",
     "renewable_used_mwh",
     "curtailed_mwh",
@@ -37,11 +39,13 @@ ENERGY_KEYS = (
     "shed_mwh",
     "co2_t",
     "cost",
+    "aluminium_t",
+    "aluminium_target_t",
 )
 
 
 class Meter:
-    """Integrates metered power into the day's KPIs."""
+    """Integrates metered power and line current into the day's KPIs."""
 
     def __init__(self, site: SiteModel) -> None:
         self.site = site
@@ -50,12 +54,19 @@ class Meter:
         self._grid_mw: dict[str, float] = {}
         self._shed_mw: dict[str, float] = {}
         self._line_mw: dict[str, float] = {}
+        self._line_t_per_h: dict[str, float] = {}
         self._bess_mw: dict[str, float] = {}
         self._captive_mw: dict[str, float] = {}
+        self._lines = {ln.name: ln for ln in site.lines}
         self._captive = {c.name: c for c in site.captive}
+        self._target_t_per_h = sum(
+            ln.production_t_per_h(ln.nominal_current_ka) for ln in site.lines
+        )
         self._t_s: float | None = None
-        self._hour: int | None = None
-        self.totals: dict[str, float] = dict.fromkeys(ENERGY_KEYS, 0.0)
+        self.totals: dict[str, float] = dict.fromkeys(TOTAL_KEYS, 0.0)
+        self.readings: list[tuple[float, dict[str, float]]] = []
+        """Closed hourly readings (plant time of the hour, the day's KPIs so far), oldest
+        first, until the caller takes them."""
 
     def observe(self, kind: str, asset: str, payload: msgspec.Struct, ts: float) -> None:
         """Telemetry stamped ``ts``: integrate up to ``ts`` on the values held, then take it."""
@@ -68,50 +79,42 @@ class Meter:
             self._shed_mw[asset] = payload.shed_mw
         elif isinstance(payload, PotlineTelemetry):
             self._line_mw[asset] = payload.power_mw
+            line = self._lines.get(asset)
+            if line is not None:
+                self._line_t_per_h[asset] = line.production_t_per_h(
+                    payload.current_ka, payload.pots_online
+                )
         elif isinstance(payload, BessTelemetry):
             self._bess_mw[asset] = payload.power_mw
         elif isinstance(payload, CaptiveTelemetry):
             self._captive_mw[asset] = payload.power_mw
 
     def advance(self, ts: float) -> None:
+        """Integrate up to ``ts``, closing a reading at each full hour on the way."""
         if self._t_s is None:
             self._t_s = ts
             return
-        if ts <= self._t_s:
-            return
-        # split at local midnight: the day's totals start again there
-        offset_s = self.site.utc_offset_h * HOUR_S
-        midnight_s = (self.site.local_day(self._t_s) + 1) * 86_400.0 - offset_s
-        if ts > midnight_s >= self._t_s:
-            self._integrate(midnight_s)
-            self.totals = dict.fromkeys(ENERGY_KEYS, 0.0)
-        self._integrate(ts)
+        while ts > self._t_s:
+            hour_s = (math.floor(self._t_s / HOUR_S) + 1) * HOUR_S
+            self._integrate(min(ts, hour_s))
+            if self._t_s >= hour_s:
+                self.readings.append((hour_s, self.table()))
+                if self.site.local_hour(hour_s) == 0:
+                    self.totals = dict.fromkeys(TOTAL_KEYS, 0.0)
 
     def rebase(self, ts: float) -> None:
         """After a clock jump: go on from ``ts`` without integrating the jump."""
         self._t_s = ts
 
-    def hour_due(self, now_s: float) -> bool:
-        """True once per hour of plant time (at the first call after each full hour)."""
-        hour = math.floor(now_s / HOUR_S)
-        if self._hour is None:
-            self._hour = hour
-            return False
-        if hour == self._hour:
-            return False
-        self._hour = hour
-        return True
+    def take(self) -> list[tuple[float, dict[str, float]]]:
+        out, self.readings = self.readings, []
+        return out
 
-    def table(self, state: PlantState) -> dict[str, float]:
-        """The day's KPIs so far (docs/kpis.md names), aluminium from ``state``."""
+    def table(self) -> dict[str, float]:
+        """The day's KPIs so far (docs/kpis.md names)."""
         t = dict(self.totals)
         consumed = t["site_consumption_mwh"]
         t["renewable_share"] = t["renewable_used_mwh"] / consumed if consumed else 0.0
-        t["aluminium_t"] = sum(ls.produced_today_t for ls in state.lines.values())
-        elapsed_h = (state.t_s / HOUR_S + self.site.utc_offset_h) % 24.0
-        t["aluminium_target_t"] = sum(
-            ln.production_t_per_h(ln.nominal_current_ka) * elapsed_h for ln in self.site.lines
-        )
         return t
 
     def _integrate(self, to_s: float) -> None:
@@ -126,7 +129,6 @@ class Meter:
         grid = sum(self._grid_mw.values())
         imported, exported = max(grid, 0.0), max(-grid, 0.0)
         charging = sum(-p for p in self._bess_mw.values() if p < 0.0)
-        captive = sum(self._captive_mw.values())
         tot["renewable_available_mwh"] += available * dt_h
         tot["renewable_used_mwh"] += max(delivered - exported, 0.0) * dt_h
         tot["curtailed_mwh"] += max(available - delivered, 0.0) * dt_h
@@ -134,8 +136,10 @@ class Meter:
         tot["site_consumption_mwh"] += load * dt_h
         tot["grid_import_mwh"] += imported * dt_h
         tot["grid_export_mwh"] += exported * dt_h
-        tot["captive_mwh"] += captive * dt_h
+        tot["captive_mwh"] += sum(self._captive_mw.values()) * dt_h
         tot["shed_mwh"] += sum(self._shed_mw.values()) * dt_h
+        tot["aluminium_t"] += sum(self._line_t_per_h.values()) * dt_h
+        tot["aluminium_target_t"] += self._target_t_per_h * dt_h
         co2 = cost = 0.0
         for name, mw in self._captive_mw.items():
             unit = self._captive.get(name)
