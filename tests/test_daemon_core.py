@@ -305,6 +305,31 @@ def test_plant_alarms_are_counted_and_logged_once_per_code_then_hourly(
     assert len(caplog.records) == 2 and "2000 more" in caplog.records[1].getMessage()
 
 
+def test_a_ramp_limited_setpoint_is_sent_again_every_minute_until_it_arrives() -> None:
+    """Manual 390 kA from 400 kA: the ramp (80 kA/h) allows 1.33 kA a minute, so the core
+    sends a setpoint every plant minute, each 1.33 kA closer, until 390 kA is reached; then
+    only the heartbeat (5 min) again.  Waiting for the heartbeat would take the line there in
+    6.7 kA stairs, a plan's step late."""
+    core = _running_core()
+    core.drain()
+    core.set_mode(ModeCommand(ts=T0, mode=Mode.MANUAL, potline_current_ka={"L1": 390.0}))
+    sent = {T0: _line_setpoints(core.drain())[-1].current_ka}
+    for k in range(1, 16):
+        ts = T0 + 60.0 * k
+        _feed(core, ts, 0.05 * k, current_ka=sent[max(sent)])
+        core.tick(0.05 * k)
+        for sp in _line_setpoints(core.drain()):
+            sent[ts] = sp.current_ka
+    times = sorted(sent)
+    ramping = [t for t in times if sent[t] > 390.0 + 1e-9]
+    assert [t - T0 for t in ramping] == [60.0 * k for k in range(len(ramping))]
+    steps = np.diff([400.0] + [sent[t] for t in times if t <= ramping[-1] + 60.0])
+    assert np.allclose(steps[1:-1], -RAMP_KA_PER_S * 60.0)
+    reached = next(t for t in times if sent[t] == pytest.approx(390.0))
+    assert reached - T0 == pytest.approx(10.0 / (RAMP_KA_PER_S * 60.0) * 60.0, abs=60.0)
+    assert [t - reached for t in times if t > reached] == [300.0]  # then the heartbeat
+
+
 def test_solver_failures_end_in_safe_setpoints_with_the_reason() -> None:
     core = _running_core()
     core.drain()

@@ -1,7 +1,8 @@
 """Dispatch: targets through the safety layer to setpoint publications, and when to send next.
 
 Setpoints go out when a plan arrives, at each of its step boundaries, on every mode change,
-and as a heartbeat every ``heartbeat_s`` (well within their ``validity_s``).  In ``auto`` the
+every :data:`RAMP_RESEND_S` while the ramp limit holds one back, and as a heartbeat every
+``heartbeat_s`` (well within their ``validity_s``).  In ``auto`` the
 targets are the plan's step that contains now, with stale assets sent to their safe values (a
 captive unit is left alone: it holds); a plan that has run out gives safe values, not its last
 step.  Every value passes the :class:`~controller.safety.SafetyLayer` (hard and ramp limits).
@@ -13,6 +14,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Mapping
+from typing import Final
 
 from controller.core.ports import Publication
 from controller.core.watchdog import Key
@@ -21,6 +23,11 @@ from controller.safety import Command, SafetyLayer
 from wire import Source, encode
 
 log = logging.getLogger(__name__)
+
+RAMP_RESEND_S: Final = 60.0
+"""While a setpoint is held back by its ramp limit, the targets are sent again this often
+(plant time), so the asset ramps towards its target in small steps instead of waiting for
+the next heartbeat."""
 
 
 class Dispatcher:
@@ -89,8 +96,10 @@ class Dispatcher:
         self.sent += len(commands)
         if commands:
             self.valid_until_s = now_s + self.validity_s
+        ramping = False
         for event in self.safety.events:
             self.events[event.code] += 1
+            ramping = ramping or event.code == "ramp_limited"
             log.info(
                 "safety: %s %s %s (asked %.3f, sent %.3f)",
                 event.kind,
@@ -100,7 +109,7 @@ class Dispatcher:
                 event.applied,
             )
         self.safety.events.clear()
-        nxt = now_s + self.heartbeat_s
+        nxt = now_s + (RAMP_RESEND_S if ramping else self.heartbeat_s)
         if next_step_s is not None and math.isfinite(next_step_s):
             nxt = min(nxt, next_step_s)
         self.next_s = nxt
