@@ -118,16 +118,8 @@ async def test_the_daemon_process_over_mqtt_does_what_the_backtest_measures(
     """
     prefix = new_prefix()
     plant = make_plant(prefix)
-    site, config = tmp_path / "site.toml", tmp_path / "smelter-ems.toml"
     points = tmp_path / "points"
-    site.write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
-    config.write_text(
-        f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
-        f'[controller]\nsite = "{site}"\nhttp_port = 0\n'
-        f'state_file = "{tmp_path / "state.json"}"\n'
-        f'[influx]\nfiles_dir = "{points}"\nflush_interval_s = 0.5\n',
-        encoding="utf-8",
-    )
+    config = _config_file(broker, prefix, tmp_path, points)
     start_s = plant.now_s
     daemon = _cli(tmp_path, "run", "--config", str(config))
     try:
@@ -166,6 +158,33 @@ async def test_the_daemon_process_over_mqtt_does_what_the_backtest_measures(
         metered = midnight["fields"][key] + last["fields"][key]
         print(f"metered {key}: {metered:.1f} against {_num(over_mqtt, key):.1f}")
         assert metered == pytest.approx(_num(over_mqtt, key), rel=0.005), key
+
+
+def _config_file(
+    broker: MosquittoBroker,
+    prefix: str,
+    tmp_path: Path,
+    points: Path,
+    *,
+    simulator_speed: float | None = None,
+) -> Path:
+    """A config file for ``run`` (the scenario's site as a site file, points logged to files in
+    ``points``), and for ``simulate`` of that scenario when ``simulator_speed`` is given."""
+    site, config = tmp_path / "site.toml", tmp_path / "smelter-ems.toml"
+    site.write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
+    simulator = (
+        f'[simulator]\nscenario = "{SCENARIO.name}"\nspeed = {simulator_speed}\n'
+        if simulator_speed is not None
+        else ""
+    )
+    config.write_text(
+        f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
+        f'{simulator}[controller]\nsite = "{site}"\nhttp_port = 0\n'
+        f'state_file = "{tmp_path / "state.json"}"\n'
+        f'[influx]\nfiles_dir = "{points}"\nflush_interval_s = 0.2\n',
+        encoding="utf-8",
+    )
+    return config
 
 
 async def _log_says(path: Path, text: str, timeout_s: float = 30.0) -> None:
@@ -504,17 +523,7 @@ async def test_the_daemon_and_the_simulator_log_one_site_under_one_site_tag(
     site and the telemetry both log falls in the same series."""
     prefix = new_prefix()
     sim_dir, daemon_dir = tmp_path / "sim", tmp_path / "daemon"
-    config = tmp_path / "smelter-ems.toml"
-    site = tmp_path / "site.toml"
-    site.write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
-    config.write_text(
-        f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
-        f'[simulator]\nscenario = "{SCENARIO.name}"\nspeed = 600.0\n'
-        f'[controller]\nsite = "{site}"\nhttp_port = 0\n'
-        f'state_file = "{tmp_path / "state.json"}"\n'
-        f'[influx]\nfiles_dir = "{daemon_dir}"\nflush_interval_s = 0.1\n',
-        encoding="utf-8",
-    )
+    config = _config_file(broker, prefix, tmp_path, daemon_dir, simulator_speed=600.0)
     async with watcher(broker, prefix, "command/potline/L1/setpoint") as w:
         sim = _cli(tmp_path, "simulate", "--config", str(config), "--log-dir", str(sim_dir))
         daemon = _cli(tmp_path, "run", "--config", str(config))
