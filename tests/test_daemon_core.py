@@ -434,12 +434,12 @@ def test_solves_near_the_time_limit_are_warned_about_once(
     spell, naming the remedy, and one line when solves are fast again."""
     core = _running_core()
     assert core.plan is not None
-    caplog.set_level(logging.INFO, logger="controller.core.core")
+    caplog.set_level(logging.INFO, logger="controller.core.plans")
     state = core.tracker.state(T0)
     for solve_ms in (2_000.0, 6_000.0, 7_000.0, 2_000.0, 6_000.0):
         plan = scheduler.fallback(SITE, state, core.plan.forecast, PlannerConfig(), "x")
         core.on_schedule(dataclasses.replace(plan, solve_ms=solve_ms))
-    messages = [r.getMessage() for r in caplog.records if r.name == "controller.core.core"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "controller.core.plans"]
     slow = [m for m in messages if "of the solver's 10 s time limit" in m]
     assert len(slow) == 2
     assert "6.0 s" in slow[0] and "far_step_min" in slow[0]

@@ -4,13 +4,18 @@ The first plan comes once every line has been heard from (or a minute of plant t
 first telemetry).  Then one plan per cycle at xx:00, xx:15, ... of plant time, whatever early
 plans came between; an early re-plan (an asset lost or back, a forecast miss, telemetry back
 after a silence, a clock jump) comes at once, but at least :data:`MIN_REPLAN_FRAC` of a cycle
-after the previous plan.
+after the previous plan.  A forecast miss is renewable availability off the plan's P50 by
+more than ``forecast_miss_frac`` of the site's renewable capacity (:func:`forecast_miss`).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Final
+
+import numpy as np
+
+from controller.planner.types import Schedule
 
 MIN_REPLAN_FRAC: Final = 0.25
 """Early re-plans are at least this share of a cycle apart."""
@@ -64,3 +69,20 @@ class PlanCadence:
         # cycles on the grid of plant time (xx:00, xx:15, ...), whatever early plans came between
         self.next_plan_s = (math.floor(now_s / self.cycle_s) + 1) * self.cycle_s
         return why
+
+
+def forecast_miss(
+    plan: Schedule | None, ts: float, available_mw: float, threshold_mw: float
+) -> str | None:
+    """Why to re-plan early when the renewable availability observed at ``ts`` misses the plan's
+    P50 for that time by more than ``threshold_mw``; None when it does not (or there is no
+    plan, or no renewable capacity to miss by)."""
+    if plan is None or threshold_mw <= 0.0 or plan.forecast.p50_mw.size == 0:
+        return None
+    k = int(np.searchsorted(plan.times_s, ts, side="right")) - 1
+    if not 0 <= k < plan.forecast.p50_mw.size:
+        return None
+    miss = abs(available_mw - float(plan.forecast.p50_mw[k]))
+    if miss <= threshold_mw:
+        return None
+    return f"renewable availability {miss:.0f} MW off the forecast"

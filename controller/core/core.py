@@ -11,23 +11,9 @@ It composes small units, each with one idea: message routing (:mod:`.routing`), 
 (:mod:`.modes`), restart restore (:mod:`.restore`), the forecasters' lifecycle
 (:mod:`.forecasters`), plan cadence (:mod:`.cadence`), status composition (:mod:`.status`),
 watchdogs (:mod:`.watchdog`, :mod:`.clock`), dispatch (:mod:`.dispatch`) and metering
-(:mod:`.metering`).  The fallback policy (docs/operations.md):
-
-========================  ==================================================================
-stale asset               the asset is unknown: a line is held at nominal by the planner, a
-                          BESS is left out of the plan and sent idle, a renewable plant adds
-                          nothing to the P10; status ``degraded``; re-plan at once
-plant silent (wall)       setpoints move towards safe values within ramp limits, at a plant
-                          time extrapolated from the last telemetry; status ``fallback``
-solver failure / timeout  the fallback plan (nominal current, BESS idle, captive holding);
-                          status ``fallback`` with the solver's reason
-clock jump                the jump is not integrated, ramp references and forecasters
-                          start again, re-plan and dispatch at once; status ``degraded`` for
-                          one cycle
-state file unreadable     start from nominal assumptions; status ``degraded`` for a cycle
-mode ``hold``/``manual``  last setpoints held / operator setpoints, through hard and ramp
-                          limits; status ``manual``
-========================  ==================================================================
+(:mod:`.metering`), the plans in force (:mod:`.plans`) and plant alarms (:mod:`.alarms`).
+Every case of the fallback policy (a stale asset, a silent plant, a solver failure, a clock
+jump, an unreadable state file, the operator's modes) is in docs/operations.md.
 """
 
 from __future__ import annotations
@@ -40,13 +26,14 @@ import numpy as np
 
 from controller.config import ControllerSection
 from controller.core.alarms import AlarmLog
-from controller.core.cadence import FIRST_PLAN_WAIT_S, PlanCadence
+from controller.core.cadence import FIRST_PLAN_WAIT_S, PlanCadence, forecast_miss
 from controller.core.clock import PlantClock
 from controller.core.dispatch import Dispatcher, next_step_s
 from controller.core.forecasters import Forecasters
 from controller.core.ingest import Ingest
 from controller.core.metering import Meter
 from controller.core.modes import OperatorModes
+from controller.core.plans import PlanBook
 from controller.core.ports import MpcPlanner, PlanJob, Planner, Publication, Recorder
 from controller.core.records import SavedState, plan_message
 from controller.core.restore import Resume
@@ -74,10 +61,6 @@ from wire import (
 )
 
 log = logging.getLogger(__name__)
-
-SLOW_SOLVE_FRAC: Final = 0.5
-"""A solve that takes more than this share of the solver's time limit is warned about: the
-next, a little harder, may end in the fallback plan."""
 
 
 class ControllerCore:
@@ -122,12 +105,7 @@ class ControllerCore:
         )
         self.meter = Meter(site)
         self._renewable_capacity_mw = sum(r.capacity_mw for r in site.renewable)
-        self.plan: Schedule | None = None
-        self.plans_made = 0
-        self.fallback_plans = 0
-        self.last_solve_ms = 0.0
-        self._slow_solves = False
-        self._plan_failure = ""
+        self.plans = PlanBook(planner_config.time_limit_s)
         self._outbox: list[Publication] = []
         self.dirty = False
         """Setpoints went out since the last :meth:`snapshot`: the state file is behind."""
@@ -153,6 +131,23 @@ class ControllerCore:
     @property
     def setpoints_sent(self) -> int:
         return self.dispatcher.sent
+
+    @property
+    def plan(self) -> Schedule | None:
+        """The plan in force."""
+        return self.plans.plan
+
+    @property
+    def plans_made(self) -> int:
+        return self.plans.made
+
+    @property
+    def fallback_plans(self) -> int:
+        return self.plans.fallbacks
+
+    @property
+    def last_solve_ms(self) -> float:
+        return self.plans.last_solve_ms
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -196,7 +191,14 @@ class ControllerCore:
             self.safety.observe(kind, asset, payload.power_mw, ts)
         elif isinstance(payload, RenewableTelemetry):
             self.forecasters.observe_telemetry(asset, payload)
-            self._check_forecast_miss(ts)
+            miss = forecast_miss(
+                self.plan,
+                ts,
+                self.tracker.renewable_available_mw,
+                self.settings.forecast_miss_frac * self._renewable_capacity_mw,
+            )
+            if miss is not None:
+                self.cadence.request(miss)
         elif isinstance(payload, GridTelemetry) and payload.shed_mw > 0.0:
             self.board.notice("plant is shedding load", ts)
 
@@ -291,14 +293,8 @@ class ControllerCore:
 
     def on_schedule(self, schedule: Schedule) -> None:
         """A finished plan (optimal, best within the time limit, or the fallback plan)."""
-        self.plan = schedule
-        self._plan_failure = ""
-        self.plans_made += 1
-        self.last_solve_ms = schedule.solve_ms
-        self._watch_solve_time(schedule.solve_ms)
+        self.plans.take(schedule)
         if schedule.status == SolveStatus.FALLBACK:
-            self.fallback_plans += 1
-            log.warning("planner fell back to the safe plan: %s", schedule.reason)
             self._event("fallback", "solver", schedule.reason)
         now = self.clock.now_s
         if self.recorder is not None and now is not None:
@@ -309,27 +305,9 @@ class ControllerCore:
         if now is not None and not self.watchdog.silent:
             self._dispatch(now)
 
-    def _watch_solve_time(self, solve_ms: float) -> None:
-        """Warn once when solves come near the time limit, and once when they are fast again."""
-        limit_s = self.planner_config.time_limit_s
-        slow = solve_ms > SLOW_SOLVE_FRAC * limit_s * 1e3
-        if slow and not self._slow_solves:
-            log.warning(
-                "planning took %.1f s of the solver's %g s time limit; past it the plan is the "
-                "safe fallback. Set [planner] far_step_min = 60, or shorten horizon_h or "
-                "lengthen step_min (docs/scheduler.md, Solve time)",
-                solve_ms / 1e3,
-                limit_s,
-            )
-        elif not slow and self._slow_solves:
-            log.info("planning back within %g s of the time limit", SLOW_SOLVE_FRAC * limit_s)
-        self._slow_solves = slow
-
     def on_plan_failed(self, reason: str) -> None:
         """No plan at all (not even the fallback plan): drop the plan, send safe setpoints."""
-        self.plan = None
-        self.fallback_plans += 1
-        self._plan_failure = reason
+        self.plans.failed(reason)
         self._event("fallback", "no_plan", reason)
         now = self.clock.now_s
         if now is not None:
@@ -346,7 +324,7 @@ class ControllerCore:
             now_s=now,
             silent_for_s=self.settings.silence_wall_s if self.watchdog.silent else None,
             plan=self.plan,
-            plan_failure=self._plan_failure,
+            plan_failure=self.plans.failure,
             stale=stale,
             mode=self.modes.mode,
         )
@@ -451,18 +429,6 @@ class ControllerCore:
         self.cadence.restart_at(ts, jump)
         self.dispatcher.next_s = ts  # the plan in force, or safe values, at once
         self.board.notice(jump, ts)
-
-    def _check_forecast_miss(self, ts: float) -> None:
-        plan = self.plan
-        capacity = self._renewable_capacity_mw
-        if plan is None or capacity <= 0.0 or plan.forecast.p50_mw.size == 0:
-            return
-        k = int(np.searchsorted(plan.times_s, ts, side="right")) - 1
-        if not 0 <= k < plan.forecast.p50_mw.size:
-            return
-        miss = abs(self.tracker.renewable_available_mw - float(plan.forecast.p50_mw[k]))
-        if miss > self.settings.forecast_miss_frac * capacity:
-            self.cadence.request(f"renewable availability {miss:.0f} MW off the forecast")
 
     def _event(self, kind: str, code: str, message: str, *, asset: str = "") -> None:
         if self.recorder is not None:
