@@ -23,7 +23,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -39,6 +38,7 @@ from wire.link import (
     Backoff,
     LinkLog,
     MqttSettings,
+    Publication,
     check_tls,
     make_client,
     resolve_password,
@@ -72,14 +72,6 @@ ObserverFactory = Callable[
 """Makes an observer for a run, inside the running loop, and cleans up after it."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Publication:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool = False
-
-
 class _Outbox:
     """Publications waiting for the link, oldest first.
 
@@ -90,14 +82,14 @@ class _Outbox:
 
     def __init__(self, max_backlog: int = MAX_BACKLOG) -> None:
         self.connected = False
-        self._queue: deque[_Publication] = deque(maxlen=max_backlog)
+        self._queue: deque[Publication] = deque(maxlen=max_backlog)
         self._ready = asyncio.Event()
         self._overflow_logged = False
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def put(self, publication: _Publication) -> None:
+    def put(self, publication: Publication) -> None:
         if publication.qos == 0 and not self.connected:
             return
         if len(self._queue) == self._queue.maxlen and not self._overflow_logged:
@@ -106,12 +98,12 @@ class _Outbox:
         self._queue.append(publication)
         self._ready.set()
 
-    def put_back(self, publication: _Publication) -> None:
+    def put_back(self, publication: Publication) -> None:
         """Return a publication the link could not deliver to the head of the queue."""
         self._queue.appendleft(publication)
         self._ready.set()
 
-    def take(self) -> _Publication | None:
+    def take(self) -> Publication | None:
         if not self._queue:
             self._ready.clear()
             return None
@@ -184,12 +176,12 @@ class _PlantRunner:
     def _publish_telemetry(self, at_s: float) -> None:
         for topic, payload in self._plant.telemetry():
             stamped = msgspec.structs.replace(payload, ts=at_s)
-            self._outbox.put(_Publication(topic, encode(stamped), qos=0))
+            self._outbox.put(Publication(topic, encode(stamped), qos=0))
             self._observe(topic, stamped)
 
     def _collect_alarms(self) -> None:
         for topic, alarm in self._plant.drain_alarms():
-            self._outbox.put(_Publication(topic, encode(alarm), qos=1))
+            self._outbox.put(Publication(topic, encode(alarm), qos=1))
             self._observe(topic, alarm)
 
     def _issue_forecast_if_due(self) -> None:
@@ -199,7 +191,7 @@ class _PlantRunner:
             return
         topic, forecast = self._plant.weather_forecast()
         # Retained: a controller that starts between two forecasts gets the latest at once.
-        self._outbox.put(_Publication(topic, encode(forecast), qos=1, retain=True))
+        self._outbox.put(Publication(topic, encode(forecast), qos=1, retain=True))
         self._observe(topic, forecast)
         # The next one stays on the schedule grid even if a step jumped over several slots.
         elapsed = (self._plant.now_s - self._start_s + self._eps_s) / interval_s

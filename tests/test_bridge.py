@@ -30,7 +30,6 @@ from simulator.bridge import (
     _Outbox,
     _PlantClock,
     _PlantRunner,
-    _Publication,
     _run_ticker,
     serve,
 )
@@ -52,7 +51,7 @@ from wire import (
     decode,
     encode,
 )
-from wire.link import Backoff, MqttSettings, TlsSettings, resolve_password
+from wire.link import Backoff, MqttSettings, Publication, TlsSettings, resolve_password
 from wire.tomlfile import FileError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -536,11 +535,11 @@ def test_outbox_keeps_alarms_but_not_telemetry_while_disconnected() -> None:
     assert [p.topic for p in _drain(outbox)] == ["smelter/plant/alarm"]
 
 
-def _publication(topic: str, qos: int) -> _Publication:
-    return _Publication(topic, b"{}", qos=qos)
+def _publication(topic: str, qos: int) -> Publication:
+    return Publication(topic, b"{}", qos=qos)
 
 
-def _drain(outbox: _Outbox) -> list[_Publication]:
+def _drain(outbox: _Outbox) -> list[Publication]:
     out = []
     while (publication := outbox.take()) is not None:
         out.append(publication)

@@ -1,8 +1,9 @@
 """What the control core exchanges with the shells that run it (the daemon, the backtest).
 
-The core takes messages and clock ticks and queues :class:`Publication`s; when a plan is due it
-hands out a :class:`PlanJob`, which the shell gives to a :class:`Planner` (in a worker thread
-in the daemon, in line in the backtest) and returns the :class:`Schedule` to the core.  What
+The core takes messages and clock ticks and queues publications (:class:`wire.link.Publication`);
+when a plan is due it hands out a :class:`PlanJob`, which the shell gives to a :class:`Planner`
+(in a worker thread in the daemon, in line in the backtest) and returns the :class:`Schedule`
+to the core.  What
 the core hears, sends and plans goes to a :class:`Recorder` (the time-series log).
 """
 
@@ -18,16 +19,7 @@ from controller.planner.types import PlannerConfig, PlantState, Schedule
 from controller.site import SiteModel
 from forecasting.types import QuantileForecast
 from wire import Source
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """One MQTT message the core wants sent."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool = False
+from wire.link import Publication
 
 
 @dataclass(frozen=True)
@@ -99,3 +91,6 @@ class Recorder(Protocol):
     ) -> None: ...
 
     def kpis(self, ts_s: float, table: dict[str, float]) -> None: ...
+
+
+__all__ = ["MpcPlanner", "PlanJob", "Planner", "Publication", "Recorder", "fallback_plan"]
