@@ -42,9 +42,11 @@ class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     forecast_miss_frac: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.15
     """Re-plan early when renewable availability misses the plan's P50 by this share of
     capacity."""
-    clock_jump_s: Annotated[float, msgspec.Meta(ge=60.0)] = 3600.0
-    """Telemetry time this far ahead of the expected plant time, or more than a minute behind
-    the latest, is a clock jump."""
+    clock_jump_s: Annotated[float, msgspec.Meta(ge=60.0, le=86_400.0)] = 3600.0
+    """Telemetry time this far ahead of the expected plant time is a clock jump forward (at
+    most a day: a longer gap would be integrated as time the plant ran); an asset's telemetry
+    more than a minute (or two wall seconds at the plant's speed) behind its own previous
+    telemetry is a clock jump back."""
     state_file: str = ""
     """Where heat budget, production, mode and the last plan survive a restart; empty:
     ``$STATE_DIRECTORY/state.json`` under systemd, else ``./smelter-ems-state.json``."""

@@ -2,9 +2,10 @@
 
 The tracker integrates each pot-line's heat budget and exchanger lag with the same recursions
 the planner uses (:mod:`controller.planner.lineheat`), counts production since local midnight
-and the deep/high band usage of the last 24 h, and remembers the renewable availability it has
-seen. Heat is computed from the planner's line model at the measured current, not from measured
-voltages, so that model bias (anode effects, resistance spread) cannot drift into the budget.
+and the deep/high band usage of the last 24 h, and keeps each renewable plant's latest
+availability. Heat is computed from the planner's line model at the measured current, not
+from measured voltages, so that model bias (anode effects, resistance spread) cannot drift
+into the budget.
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ import numpy as np
 
 from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.planner.recursion import Recursion
-from controller.planner.types import FloatArray, LineState, PlantState
+from controller.planner.types import LineState, PlantState
 from controller.site import LineModel, SiteModel
 from wire import BessTelemetry, CaptiveTelemetry, PotlineTelemetry, RenewableTelemetry
 
 DAY_S = 86_400.0
 MAX_INTEGRATION_STEP_S = 60.0
 """Longer intervals (a telemetry gap, a restart) are integrated in steps of at most this."""
-HISTORY_S = 3 * DAY_S
-"""Renewable history kept for persistence forecasts."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -137,7 +136,6 @@ class StateTracker:
         self._soc: dict[str, float] = {}
         self._captive: dict[str, float] = {}
         self._renewable: dict[str, float] = {}
-        self._history: deque[tuple[float, float]] = deque()
         self._latest_s = -np.inf
 
     def observe_telemetry(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
@@ -154,13 +152,6 @@ class StateTracker:
             self._captive[asset] = payload.power_mw
         elif isinstance(payload, RenewableTelemetry):
             self._renewable[asset] = payload.available_mw
-            total = sum(self._renewable.values())
-            if self._history and self._history[-1][0] == payload.ts:
-                self._history[-1] = (payload.ts, total)  # another plant, the same instant
-            elif not self._history or payload.ts > self._history[-1][0]:
-                self._history.append((payload.ts, total))
-                while self._history and self._history[0][0] < payload.ts - HISTORY_S:
-                    self._history.popleft()
         else:
             return
         self._latest_s = max(self._latest_s, payload.ts)
@@ -208,8 +199,7 @@ class StateTracker:
 
     def rebase(self, t_s: float) -> None:
         """The plant's clock jumped to ``t_s`` (either way): integrate on from there, keeping
-        the budgets; the jump itself is not integrated (it is not time the plant ran), and the
-        renewable history, on the old time base, is dropped."""
+        the budgets; the jump itself is not integrated (it is not time the plant ran)."""
         for line in self._lines.values():
             if line.t_s is not None:
                 line.t_s = t_s
@@ -217,15 +207,7 @@ class StateTracker:
                 line.seen_s = t_s
             while line.usage and line.usage[-1][0] > t_s:
                 line.usage.pop()
-        self._history.clear()
         self._latest_s = t_s
-
-    def renewable_history(self) -> tuple[FloatArray, FloatArray]:
-        """(times [s], total available renewable power [MW]) seen so far, oldest first."""
-        if not self._history:
-            return np.empty(0), np.empty(0)
-        arr = np.asarray(self._history, dtype=float)
-        return arr[:, 0], arr[:, 1]
 
     def state(self, t_s: float) -> PlantState:
         lines = {}

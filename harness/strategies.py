@@ -8,7 +8,7 @@ the daemon.  They differ only in how they plan:
 - ``flat``: no EMS.  Its plans command nothing, so the plant keeps its own safe defaults
   (nominal current, BESS idle, captive unit holding): the baseline every gain is measured from.
 - ``rule``: a greedy surplus-follower without an optimiser (:class:`RulePlanner`).
-- ``mpc``: the product (:class:`~controller.core.ports.MpcPlanner`), with its own forecasts.
+- ``mpc``: the product (:class:`~controller.core.planners.MpcPlanner`), with its own forecasts.
 - ``oracle``: the same planner with perfect foresight of the true supply: the upper bound.
 """
 
@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controller.core.ports import MpcPlanner, PlanJob, Planner
+from controller.core.planners import MpcPlanner
+from controller.core.ports import PlanJob, Planner
 from controller.planner import scheduler
 from controller.planner.types import FloatArray, LineState, PlantState, Schedule, SolveStatus
+from controller.safety import Key
 from controller.site import LineModel, SiteModel
 from forecasting.types import QuantileForecast
 from wire import Source
 
-Key = tuple[str, str]
 Targets = dict[Key, float]
 TrueSupply = Callable[[float, int, float], FloatArray]
 """(start [s], steps, step [s]) → mean true renewable availability in each step [MW]."""

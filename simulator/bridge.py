@@ -32,13 +32,12 @@ import msgspec
 from simulator.config import SimulatorConfig
 from simulator.plant import Plant
 from simulator.scenario import Scenario
-from wire import Topics, encode
+from wire import Publication, Topics, encode
 from wire.link import (
     PUBLISH_TIMEOUT_S,
     Backoff,
     LinkLog,
     MqttSettings,
-    Publication,
     check_tls,
     make_client,
     resolve_password,

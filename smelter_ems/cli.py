@@ -225,6 +225,8 @@ def _check_config(path: str) -> int:
     code = daemon_cli.check_config(path)
     if code == EXIT_OK:
         print(f"{path}: OK{unchecked}")
+        if not daemon_cli.names_a_site(path):
+            print(f"{path}: note: no [controller] site: `run --config` needs --site FILE")
     return code
 
 

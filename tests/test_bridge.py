@@ -45,13 +45,14 @@ from wire import (
     PlantAlarm,
     PotlineSetpoint,
     PotlineTelemetry,
+    Publication,
     Source,
     Topics,
     WeatherForecast,
     decode,
     encode,
 )
-from wire.link import Backoff, MqttSettings, Publication, TlsSettings, resolve_password
+from wire.link import Backoff, MqttSettings, TlsSettings, resolve_password
 from wire.tomlfile import FileError
 
 REPO = Path(__file__).resolve().parent.parent

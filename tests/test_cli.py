@@ -13,7 +13,17 @@ from smelter_ems.cli import main
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     example = Path(__file__).parent.parent / "deploy" / "smelter-ems.example.toml"
     assert main(["check-config", str(example)]) == 0
-    assert "OK" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "OK" in out and "note" not in out  # it names its site file
+
+
+def test_check_config_says_when_run_will_need_a_site(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[mqtt]\nkeepalive_s = 30\n")
+    assert main(["check-config", str(cfg)]) == 0
+    assert "no [controller] site: `run --config` needs --site FILE" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ from wire import (
     RenewableTelemetry,
     Source,
     Topics,
+    WeatherForecast,
     decode,
     encode,
 )
@@ -328,6 +329,93 @@ def test_a_ramp_limited_setpoint_is_sent_again_every_minute_until_it_arrives() -
     reached = next(t for t in times if sent[t] == pytest.approx(390.0))
     assert reached - T0 == pytest.approx(10.0 / (RAMP_KA_PER_S * 60.0) * 60.0, abs=60.0)
     assert [t - reached for t in times if t > reached] == [300.0]  # then the heartbeat
+
+
+def test_a_meter_whose_clock_runs_behind_is_late_not_a_clock_jump() -> None:
+    """The BESS meter's clock runs 2 min behind the others, at 1 Hz: its messages are late
+    telemetry, not jumps back.  (Taken as jumps, each re-based the ramp references 2 min into
+    the past and let a line move 100 kA in a minute, and re-planned on every message.)"""
+    core = _core()
+
+    def second(k: int) -> None:
+        ts = T0 + 1.0 * k
+        late = BessTelemetry(ts=ts - 120.0, power_mw=0.0, soc_frac=0.5, energy_capacity_mwh=200)
+        core.on_message(TOPICS.bess("B1"), encode(late), 1.0 * k)
+        _feed(core, ts, 1.0 * k, skip=("B1",))
+        core.tick(1.0 * k)
+
+    second(0)
+    _plan(core)
+    core.drain()
+    core.set_mode(ModeCommand(ts=T0, mode=Mode.MANUAL, potline_current_ka={"L1": 300.0}))
+    first = _line_setpoints(core.drain())[-1]
+    sent = [first]
+    for k in range(1, 121):
+        second(k)
+        sent += _line_setpoints(core.drain())
+    assert not any("clock jumped" in r for r in core.status().reasons)
+    assert first.current_ka - sent[-1].current_ka <= RAMP_KA_PER_S * (sent[-1].ts - first.ts)
+    assert core.take_plan_job() is None  # no re-plan storm: the cycle is 15 min
+
+
+def test_a_no_plan_fallback_keeps_ramping_towards_safe_values() -> None:
+    core = _core()
+    _feed(core, T0, 0.0, current_ka=360.0)
+    _plan(core)
+    core.tick(0.0)
+    core.drain()
+    core.on_plan_failed("the solver and its fallback plan both failed")
+    sent = _line_setpoints(core.drain())
+    for k in range(1, 11):
+        _feed(core, T0 + 60.0 * k, 0.05 * k, current_ka=sent[-1].current_ka)
+        core.tick(0.05 * k)
+        sent += _line_setpoints(core.drain())
+    # one setpoint a minute, each a minute's ramp nearer the nominal 400 kA
+    assert [sp.ts - T0 for sp in sent] == [60.0 * k for k in range(11)]
+    assert sent[-1].current_ka == pytest.approx(360.0 + RAMP_KA_PER_S * 600.0)
+    assert {sp.source for sp in sent} == {Source.FALLBACK}
+
+
+def test_a_ramp_re_send_never_waits_longer_than_the_heartbeat() -> None:
+    core = _core(heartbeat_s=20.0, validity_s=60.0, cycle_min=4.0)
+    _feed(core, T0, 0.0)
+    _plan(core)
+    core.tick(0.0)
+    core.drain()
+    core.set_mode(ModeCommand(ts=T0, mode=Mode.MANUAL, potline_current_ka={"L1": 300.0}))
+    sp = _line_setpoints(core.drain())[-1]
+    assert core.dispatcher.next_s == T0 + 20.0 < sp.valid_until
+
+
+def test_a_weather_forecast_whose_series_do_not_fit_its_times_is_dropped() -> None:
+    """Retained, it would have killed every restart of the daemon."""
+    core = _running_core()
+    bad = b'{"ts": %f, "issued_ts": %f, "times": [%f, %f], "ghi_wm2": [500.0]}' % (
+        T0,
+        T0,
+        T0,
+        T0 + 3600,
+    )
+    core.on_message(TOPICS.weather("s"), bad, 1.0)
+    assert core.ingest.rejected == {"schema": 1}
+
+
+def test_a_message_the_core_cannot_use_is_counted_not_fatal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = _running_core()
+
+    def broken(payload: object) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(core.forecasters, "observe_weather", broken)
+    good = WeatherForecast(ts=T0, issued_ts=T0, times=[T0], ghi_wm2=[500.0])
+    core.on_message(TOPICS.weather("s"), encode(good), 1.0)
+    core.on_message(TOPICS.weather("s"), encode(good), 1.0)
+    assert core.ingest.rejected == {"unusable": 2}
+    assert sum("could not be used" in r.getMessage() for r in caplog.records) == 2
+    _feed(core, T0 + 60.0, 1.0)  # and the core goes on
+    assert core.clock.now_s == T0 + 60.0
 
 
 def test_solver_failures_end_in_safe_setpoints_with_the_reason() -> None:

@@ -24,7 +24,7 @@ def renewable(ts: float, mw: float) -> RenewableTelemetry:
     )
 
 
-def test_renewable_history_sums_plants_reporting_the_same_instant() -> None:
+def test_renewable_availability_is_the_sum_of_each_plants_latest() -> None:
     site = SiteModel(
         "s",
         (LineModel("L1"),),
@@ -37,9 +37,7 @@ def test_renewable_history_sums_plants_reporting_the_same_instant() -> None:
         t.observe_telemetry("potline", "L1", potline(ts, 400.0))  # arrives first, same ts
         t.observe_telemetry("renewable", "a", renewable(ts, 100.0 + k))
         t.observe_telemetry("renewable", "b", renewable(ts, 50.0))
-    times, mw = t.renewable_history()
-    assert list(times) == [T0, T0 + 60, T0 + 120]
-    assert list(mw) == [150.0, 151.0, 152.0]
+        assert t.renewable_available_mw == 150.0 + k
 
 
 def test_fresh_start_assumes_nominal_production_since_midnight() -> None:

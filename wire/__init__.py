@@ -20,6 +20,7 @@ from wire.codec import (
     REJECT_KINDS,
     ContractError,
     PayloadError,
+    Publication,
     decode,
     encode,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "PotlineTelemetry",
     "PowerMW",
     "PowerSetpoint",
+    "Publication",
     "RenewableKind",
     "RenewableTelemetry",
     "Source",

@@ -8,6 +8,7 @@ callers can count rejections per kind.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -58,6 +59,16 @@ PAYLOAD_TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "plan": PlanMessage,
 }
 """Topic kind (:class:`wire.topics.Topic`) → the payload type it carries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One encoded message for the broker, as either side queues it for its link."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool = False
 
 
 class ContractError(Exception):

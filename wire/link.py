@@ -16,7 +16,6 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -36,16 +35,6 @@ PUBLISH_TIMEOUT_S: Final = 60.0
 """A QoS 1 publish's wait for its PUBACK.  The PUBACK queues behind whatever the broker is
 sending us: under a burst of telemetry it can take seconds, which is not a lost link
 (keepalive tells that), and a reconnect would only make the backlog worse."""
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """One message for the broker, as either side queues it for its link."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool = False
 
 
 class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

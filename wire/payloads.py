@@ -111,13 +111,20 @@ _Series = Annotated[
 
 
 class WeatherForecast(_Payload, frozen=True, kw_only=True):
-    """NWP-like forecast for one site: ``times`` are UNIX seconds of the valid times."""
+    """NWP-like forecast for one site: ``times`` are UNIX seconds of the valid times; each
+    series, when present, has one value per time."""
 
     issued_ts: Ts
     times: Annotated[list[Ts], msgspec.Meta(max_length=5000)]
     ghi_wm2: _Series | None = None
     wind_speed_ms: _Series | None = None
     flow_m3s: _Series | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ghi_wm2", "wind_speed_ms", "flow_m3s"):
+            series = getattr(self, name)
+            if series is not None and len(series) != len(self.times):
+                raise ValueError(f"{name} has {len(series)} values for {len(self.times)} times")
 
 
 class PlantAlarm(_Payload, frozen=True, kw_only=True):

@@ -34,18 +34,24 @@ class PlantClock:
             return None
         return self.now_s + max(wall_s - self.wall_at_now_s, 0.0) * self.speed
 
-    def jump(self, ts: float, wall_s: float, forward_s: float) -> str | None:
+    def jump(
+        self, ts: float, wall_s: float, forward_s: float, asset_last_ts: float | None
+    ) -> str | None:
         """What is wrong with ``ts`` as the next plant time, or None when nothing is: more than
-        ``forward_s`` ahead of the extrapolated time is a jump forward; behind the newest time
-        by more than the tolerance is a jump back."""
+        ``forward_s`` ahead of the extrapolated time is a jump forward; behind the same asset's
+        previous telemetry (``asset_last_ts``) by more than the tolerance is a jump back.
+
+        A jump back is judged per asset: a meter whose clock runs steadily behind the others
+        sends late telemetry, which is no jump (its values are taken, plant time stays with
+        the newest)."""
         now = self.now_s
         expected = self.extrapolated_s(wall_s)
         if now is None or expected is None:
             return None
-        late_s = max(MIN_BACKWARD_S, BACKWARD_TOLERANCE_WALL_S * self.speed)
         if ts > expected + forward_s:
             return f"clock jumped forward by {ts - now:.0f} s"
-        if ts < now - late_s:
+        late_s = max(MIN_BACKWARD_S, BACKWARD_TOLERANCE_WALL_S * self.speed)
+        if asset_last_ts is not None and ts < asset_last_ts - late_s:
             return f"clock jumped back by {now - ts:.0f} s"
         return None
 

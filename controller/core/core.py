@@ -19,7 +19,6 @@ jump, an unreadable state file, the operator's modes) is in docs/operations.md.
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 import msgspec
 import numpy as np
@@ -33,8 +32,9 @@ from controller.core.forecasters import Forecasters
 from controller.core.ingest import Ingest
 from controller.core.metering import Meter
 from controller.core.modes import OperatorModes
+from controller.core.planners import MpcPlanner
 from controller.core.plans import PlanBook
-from controller.core.ports import MpcPlanner, PlanJob, Planner, Publication, Recorder
+from controller.core.ports import PlanJob, Planner, Publication, Recorder
 from controller.core.records import SavedState, plan_message
 from controller.core.restore import Resume
 from controller.core.routing import TELEMETRY_KINDS, Router
@@ -103,7 +103,7 @@ class ControllerCore:
         self.dispatcher = Dispatcher(
             self.safety, validity_s=settings.validity_s, heartbeat_s=settings.heartbeat_s
         )
-        self.meter = Meter(site)
+        self.meter = Meter(site, stale_after_s=settings.stale_after_s)
         self._renewable_capacity_mw = sum(r.capacity_mw for r in site.renewable)
         self.plans = PlanBook(planner_config.time_limit_s)
         self._outbox: list[Publication] = []
@@ -159,28 +159,29 @@ class ControllerCore:
         if self.recorder is not None:
             self.recorder.payload(kind, asset, payload)
 
-    def _on_weather(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
+    def _on_weather(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
         if asset == self.site.name and isinstance(payload, WeatherForecast):
             self.forecasters.observe_weather(payload)
 
-    def _on_mode(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
+    def _on_mode(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
         if isinstance(payload, ModeCommand):
             self.set_mode(payload)
 
-    def _on_alarm(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
+    def _on_alarm(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
         if isinstance(payload, PlantAlarm):
             self.alarm_log.heard(payload)
 
-    def _on_telemetry(self, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
-        kind = _KINDS[type(payload)]
+    def _on_telemetry(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
         ts: float = payload.ts  # type: ignore[attr-defined]
+        jump = self.clock.jump(
+            ts, wall_s, self.settings.clock_jump_s, self.watchdog.seen.get((kind, asset))
+        )
+        if jump is not None:
+            self._clock_jumped(jump, ts, wall_s)
         if self.watchdog.heard(kind, asset, ts, wall_s):
             log.info("telemetry is back after a silence")
             self._event("recovery", "telemetry_back", "telemetry is back after a silence")
             self.cadence.request("telemetry back after a silence")
-        jump = self.clock.jump(ts, wall_s, self.settings.clock_jump_s)
-        if jump is not None:
-            self._clock_jumped(jump, ts, wall_s)
         self.clock.advance(ts, wall_s)
         self._first_telemetry_checks(ts)
         self.tracker.observe_telemetry(kind, asset, payload)
@@ -286,7 +287,13 @@ class ControllerCore:
         step_s = cfg.step_min * 60.0
         starts_s = now + np.arange(cfg.steps, dtype=float) * step_s
         unreliable = self.watchdog.stale_of("renewable")
-        forecast = self.forecasters.forecast(now, starts_s, step_s, unreliable=unreliable)
+        forecast = self.forecasters.forecast(
+            now,
+            starts_s,
+            step_s,
+            unreliable=unreliable,
+            latest_mw=self.tracker.renewable_available_mw,
+        )
         return PlanJob(now, site, self.tracker.state(now), forecast, cfg, why)
 
     # --- plans ----------------------------------------------------------------------------
@@ -376,6 +383,8 @@ class ControllerCore:
             )
             return
         if self.plan is None:
+            if self.plans.failure:  # no plan at all: keep moving towards safe values
+                self._send(self.dispatcher.safe(now, "no-plan"))
             return
         chosen = self.dispatcher.plan_targets(
             self.plan, now, self.watchdog.stale, self.planner.source
@@ -441,12 +450,3 @@ class ControllerCore:
             self._outbox.append(Publication(self.topics.status(), encode(status), 1, True))
             if self.recorder is not None:
                 self.recorder.payload("status", "", status)
-
-
-_KINDS: Final[dict[type, str]] = {
-    PotlineTelemetry: "potline",
-    BessTelemetry: "bess",
-    CaptiveTelemetry: "captive",
-    RenewableTelemetry: "renewable",
-    GridTelemetry: "grid",
-}

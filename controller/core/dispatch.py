@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from typing import Final
 
 from controller.core.ports import Publication
-from controller.core.watchdog import Key
 from controller.planner.types import Schedule, SolveStatus
-from controller.safety import Command, SafetyLayer
+from controller.safety import Command, Key, SafetyLayer
 from wire import Source, encode
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ class Dispatcher:
                 event.applied,
             )
         self.safety.events.clear()
-        nxt = now_s + (RAMP_RESEND_S if ramping else self.heartbeat_s)
+        nxt = now_s + (min(RAMP_RESEND_S, self.heartbeat_s) if ramping else self.heartbeat_s)
         if next_step_s is not None and math.isfinite(next_step_s):
             nxt = min(nxt, next_step_s)
         self.next_s = nxt

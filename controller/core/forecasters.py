@@ -2,9 +2,9 @@
 
 The forecasters (:class:`~controller.supply.SupplyForecaster`) learn from each plant's
 telemetry and from the site's weather forecasts.  Kept from before a restart they are used at
-once, and their age is checked at the first telemetry (:data:`MAX_AGE_S` of plant time); after
-a clock jump their history, on the old time base, is worthless and they start afresh.  Either
-way they are given the newest weather forecast already received.
+once, and their age is checked at the first telemetry (:data:`MAX_FORECASTERS_AGE_S` of plant
+time); after a clock jump their history, on the old time base, is worthless and they start
+afresh.  Either way they are given the newest weather forecast already received.
 
 A planner that does not use them (``Planner.uses_forecast`` false: the backtest's baselines
 and its oracle) gets persistence of the latest observed availability instead, and no
@@ -27,7 +27,7 @@ from wire import RenewableTelemetry, WeatherForecast
 
 log = logging.getLogger(__name__)
 
-MAX_AGE_S: Final = 14 * 86_400.0
+MAX_FORECASTERS_AGE_S: Final = 14 * 86_400.0
 """Forecasters saved longer ago than this (plant time) are not resumed: their residual pools
 describe another season."""
 
@@ -42,7 +42,6 @@ class Forecasters:
         self.last_weather: WeatherForecast | None = None
         self._saved_ts: float | None = None
         """Set while restored forecasters wait for the first telemetry to check their age."""
-        self._available_mw: dict[str, float] = {}
 
     def observe_weather(self, payload: WeatherForecast) -> None:
         self.last_weather = payload
@@ -50,7 +49,6 @@ class Forecasters:
             self.supply.observe_weather(payload)
 
     def observe_telemetry(self, asset: str, payload: RenewableTelemetry) -> None:
-        self._available_mw[asset] = payload.available_mw
         if self.supply is not None:
             self.supply.observe_telemetry(asset, payload)
 
@@ -70,7 +68,7 @@ class Forecasters:
         if saved_ts is None:
             return None
         age_s = ts - saved_ts
-        if 0.0 <= age_s <= MAX_AGE_S:
+        if 0.0 <= age_s <= MAX_FORECASTERS_AGE_S:
             log.info("forecasters resumed, saved %.0f s before (plant time)", age_s)
             return None
         log.warning(
@@ -95,10 +93,16 @@ class Forecasters:
         return self.supply.dumps(now_s)
 
     def forecast(
-        self, now_s: float, starts_s: FloatArray, step_s: float, *, unreliable: Collection[str]
+        self,
+        now_s: float,
+        starts_s: FloatArray,
+        step_s: float,
+        *,
+        unreliable: Collection[str],
+        latest_mw: float,
     ) -> QuantileForecast:
-        """Renewable availability over the steps that start at ``starts_s``."""
+        """Renewable availability over the steps that start at ``starts_s``; without
+        forecasters, ``latest_mw`` (the latest observed availability) held."""
         if self.supply is not None:
             return self.supply.forecast(now_s, starts_s, step_s, unreliable=unreliable)
-        latest_mw = sum(self._available_mw.values())
         return QuantileForecast.point(starts_s, np.full(starts_s.size, latest_mw))

@@ -19,6 +19,9 @@ from wire import PayloadError, Topic, Topics, decode
 
 log = logging.getLogger(__name__)
 
+UNUSABLE: Final = "unusable"
+"""A message the codec accepted but the controller could not use (counted beside the codec's
+:data:`wire.REJECT_KINDS`)."""
 RECOVERY_MESSAGES: Final = 100
 """A reject kind counts as recovered after this many good messages in a row."""
 
@@ -46,12 +49,12 @@ class Ingest:
         """The validated payload, or None when the message was counted and dropped."""
         parsed = self.topics.parse(topic)
         if parsed is None:
-            self._reject("unknown_topic", f"topic {topic!r} is not in the contract", topic)
+            self.reject("unknown_topic", f"topic {topic!r} is not in the contract", topic)
             return None
         try:
             payload: msgspec.Struct = decode(parsed.kind, data)
         except PayloadError as exc:
-            self._reject(exc.kind, exc.reason, topic)
+            self.reject(exc.kind, exc.reason, topic)
             return None
         self.accepted[parsed.kind] += 1
         if self._failing:
@@ -62,7 +65,8 @@ class Ingest:
                 self._failing.clear()
         return Decoded(parsed, payload)
 
-    def _reject(self, kind: str, reason: str, topic: str) -> None:
+    def reject(self, kind: str, reason: str, topic: str) -> None:
+        """Count a dropped message under ``kind``; log the first of a kind."""
         self.rejected[kind] += 1
         self._clean_run = 0
         if kind not in self._failing:

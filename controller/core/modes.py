@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from controller.core.watchdog import Key
+from controller.safety import Key
 from wire import Mode, ModeCommand, Source
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,10 @@ from typing import Protocol
 
 import msgspec
 
-from controller.planner import scheduler
 from controller.planner.types import PlannerConfig, PlantState, Schedule
 from controller.site import SiteModel
 from forecasting.types import QuantileForecast
-from wire import Source
-from wire.link import Publication
+from wire import Publication, Source
 
 
 @dataclass(frozen=True)
@@ -61,24 +59,6 @@ class Planner(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class MpcPlanner:
-    """The product: the receding-horizon LP (:func:`controller.planner.scheduler.solve`)."""
-
-    name: str = "mpc"
-    source: Source = Source.MPC
-    uses_forecast: bool = True
-
-    def plan(self, job: PlanJob) -> Schedule:
-        return scheduler.solve(job.site, job.state, job.forecast, job.config)
-
-
-def fallback_plan(job: PlanJob, reason: str) -> Schedule:
-    """The safe plan for ``job`` (nominal current, BESS idle, captive unit holding): what a
-    shell falls back on when a planner fails or overruns its deadline."""
-    return scheduler.fallback(job.site, job.state, job.forecast, job.config, reason)
-
-
 class Recorder(Protocol):
     """Where the core reports what it heard, sent, planned and did (the time-series log)."""
 
@@ -93,4 +73,4 @@ class Recorder(Protocol):
     def kpis(self, ts_s: float, table: dict[str, float]) -> None: ...
 
 
-__all__ = ["MpcPlanner", "PlanJob", "Planner", "Publication", "Recorder", "fallback_plan"]
+__all__ = ["PlanJob", "Planner", "Publication", "Recorder"]

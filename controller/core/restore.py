@@ -3,7 +3,7 @@
 The operator's mode and the setpoints sent last take effect at once (:mod:`.modes`); the
 lines' heat budget, exchanger lag, production today and band usage wait for the first
 telemetry, which says how long the daemon was away in plant time.  A state file more than
-:data:`MAX_AGE_S` old (or from the future) is not resumed: its heat budget means nothing now.
+:data:`MAX_STATE_AGE_S` old (or from the future) is not resumed: its heat budget means nothing now.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from controller.state import StateTracker
 
 log = logging.getLogger(__name__)
 
-MAX_AGE_S: Final = 86_400.0
+MAX_STATE_AGE_S: Final = 86_400.0
 """A state file older than this (plant time) is not resumed."""
 
 
@@ -35,7 +35,7 @@ class Resume:
         if saved is None:
             return None
         age_s = ts - saved.saved_ts
-        if not 0.0 <= age_s <= MAX_AGE_S:
+        if not 0.0 <= age_s <= MAX_STATE_AGE_S:
             return f"state file ignored: saved {age_s / 3600:.1f} h from now in plant time", ""
         lines = tracker.restore(saved.lines, hold_until_s=saved.applied_valid_until_s)
         log.info("resumed %d lines from the state file saved %.0f s ago", len(lines), age_s)

@@ -2,22 +2,27 @@
 kind of topic (telemetry, weather forecast, operator mode, plant alarm).
 
 Kinds without a handler (per-pot voltages, other controllers' commands and status) are
-accepted and dropped: they are not ours to act on.
+accepted and dropped: they are not ours to act on.  A handler that fails on a message the codec
+accepted (a bug, or an inconsistency the schema does not catch) does not take the controller
+down: the message is counted as ``unusable``, logged with its traceback, and dropped.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import msgspec
 
-from controller.core.ingest import Decoded, Ingest
+from controller.core.ingest import UNUSABLE, Decoded, Ingest
 from wire import Topics
 
-Handler = Callable[[str, msgspec.Struct, float], None]
-"""(asset, payload, wall time [s]) → None."""
+Handler = Callable[[str, str, msgspec.Struct, float], None]
+"""(kind, asset, payload, wall time [s]) → None."""
 Observer = Callable[[str, str, msgspec.Struct], None]
 """(kind, asset, payload) → None: sees every valid message before its handler."""
+
+log = logging.getLogger(__name__)
 
 TELEMETRY_KINDS = ("potline", "bess", "captive", "renewable", "grid")
 
@@ -44,5 +49,10 @@ class Router:
             self.observer(kind, asset, payload)
         handler = self._handlers.get(kind)
         if handler is not None:
-            handler(asset, payload, wall_s)
+            try:
+                handler(kind, asset, payload, wall_s)
+            except Exception as exc:  # a valid message must never take the controller down
+                log.exception("message on %s could not be used", topic[:200])
+                self.ingest.reject(UNUSABLE, f"{type(exc).__name__}: {exc}", topic)
+                return None
         return decoded

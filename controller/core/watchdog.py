@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from controller.safety import Key
 from controller.site import SiteModel
-
-Key = tuple[str, str]
-"""(kind, asset): ``("potline", "L1")``."""
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,11 @@ def run_command(args: argparse.Namespace, site: SiteModel | None = None) -> int:
     return daemon.run(config, site)
 
 
+def names_a_site(path: str) -> bool:
+    """Whether the (valid) config file names the site file (``[controller] site``)."""
+    return bool(load_daemon_config(path).controller.site)
+
+
 def check_config(path: str) -> int:
     """The daemon's tables of the config file and the site file it names: print what is wrong
     and return 2, or return 0 (printing nothing: the dispatcher says what was checked)."""

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from controller.core.ingest import UNUSABLE
 from wire import REJECT_KINDS, ControllerState
 from wire.link import INCOMING_DROPS
 
@@ -43,7 +44,7 @@ class DaemonCollector(Collector):
         rejected = CounterMetricFamily(
             "smelter_messages_rejected", "Messages dropped at the edge, by reason", labels=["kind"]
         )
-        for kind in REJECT_KINDS:
+        for kind in (*REJECT_KINDS, UNUSABLE):
             rejected.add_metric([kind], core.ingest.rejected.get(kind, 0))
         yield rejected
         yield CounterMetricFamily(

@@ -34,7 +34,8 @@ import msgspec
 
 from controller.config import DaemonConfig
 from controller.core.core import ControllerCore
-from controller.core.ports import PlanJob, Publication, fallback_plan
+from controller.core.planners import fallback_plan
+from controller.core.ports import PlanJob, Publication
 from controller.daemon import persist
 from controller.daemon.http import serve_http
 from controller.planner.types import PlantState, Schedule
@@ -195,8 +196,15 @@ class Daemon:
             log.warning("stopping: the plan being made was not ready within %g s: dropped", stage_s)
         log.info("stopping: safe setpoints")
         now = self._monotonic()
+        dropped_before = self.stats.dropped_publications
         for pub in self.core.shutdown_setpoints(now):
             self._queue(pub)
+        if (dropped := self.stats.dropped_publications - dropped_before) > 0:
+            log.warning(
+                "stopping: broker not connected: %d safe setpoints not sent; the plant's own "
+                "protection returns the assets to safe defaults when the last ones expire",
+                dropped,
+            )
         offline = ControllerStatus(
             ts=self.core.clock.extrapolated_s(now) or 0.0,
             state=ControllerState.OFFLINE,
