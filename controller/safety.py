@@ -145,6 +145,12 @@ class SafetyLayer:
         if (kind, asset) in self.limits and math.isfinite(value) and math.isfinite(t_s):
             self._observed[kind, asset] = (value, t_s)
 
+    def forget_applied(self) -> None:
+        """Ramp from the measured values again (after a standby period, in which another
+        controller set the plant)."""
+        self.last_applied.clear()
+        self._applied_at_s.clear()
+
     def rebase(self, t_s: float) -> None:
         """Take ``t_s`` as the time of every ramp reference: after a clock jump forward, the
         jump must not count as time in which the plant could have ramped."""

@@ -418,6 +418,25 @@ def test_a_message_the_core_cannot_use_is_counted_not_fatal(
     assert core.clock.now_s == T0 + 60.0
 
 
+def test_a_standby_core_sends_nothing_and_takes_over_from_what_it_measures() -> None:
+    core = _core()
+    core.set_standby("instance b holds the lease")
+    _feed(core, T0, 0.0, current_ka=390.0)
+    _plan(core)
+    core.tick(0.0)
+    assert _line_setpoints(core.drain()) == []
+    assert core.status().state == ControllerState.STANDBY
+    assert core.status().reasons[0] == "standby: instance b holds the lease"
+    _feed(core, T0 + 60.0, 0.1, current_ka=390.0)
+    core.set_standby(None)
+    core.tick(0.1)
+    sent = _line_setpoints(core.drain())
+    assert sent and sent[0].ts == T0 + 60.0
+    # from the measured 390 kA, a minute's ramp at most, whatever this core sent before
+    assert abs(sent[0].current_ka - 390.0) <= RAMP_KA_PER_S * 60.0 + 1e-9
+    assert core.status().state != ControllerState.STANDBY
+
+
 def test_solver_failures_end_in_safe_setpoints_with_the_reason() -> None:
     core = _running_core()
     core.drain()

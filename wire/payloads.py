@@ -45,6 +45,8 @@ class ControllerState(enum.StrEnum):
     DEGRADED = "degraded"
     FALLBACK = "fallback"
     MANUAL = "manual"
+    STANDBY = "standby"
+    """Another instance is the active controller; this one sends no setpoints."""
     OFFLINE = "offline"
 
 

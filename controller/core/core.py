@@ -109,6 +109,10 @@ class ControllerCore:
         self._outbox: list[Publication] = []
         self.dirty = False
         """Setpoints went out since the last :meth:`snapshot`: the state file is behind."""
+        self.standby: str | None = None
+        """Why this instance is not the active controller (None: it is).  A standby core hears,
+        tracks, forecasts and plans as usual, so that it can take over at once, but sends no
+        setpoints and says ``standby`` in its status."""
 
     # --- what other code reads ---------------------------------------------------------
 
@@ -334,6 +338,7 @@ class ControllerCore:
             plan_failure=self.plans.failure,
             stale=stale,
             mode=self.modes.mode,
+            standby=self.standby,
         )
         return compose(facts, self.board.notices(now))
 
@@ -403,6 +408,20 @@ class ControllerCore:
                 next_step_s=next_step_s(self.plan, now),
             )
         )
+
+    def set_standby(self, reason: str | None) -> None:
+        """Become standby (``reason``: why) or active (None); an instance that becomes active
+        dispatches at once."""
+        was, self.standby = self.standby, reason
+        self.dispatcher.muted = reason is not None
+        if was is not None and reason is None:
+            # ramp from what the plant runs at now, not from what this instance last sent
+            self.safety.forget_applied()
+            self.dispatcher.next_s = self.clock.now_s
+        if reason is not None and was is None:
+            log.warning("standby: %s", reason)
+        elif reason is None and was is not None:
+            log.warning("active: taking over control (was standby: %s)", was)
 
     def _send(self, sent: list[tuple[Command, Publication]]) -> None:
         for (topic, payload), publication in sent:

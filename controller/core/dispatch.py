@@ -43,6 +43,9 @@ class Dispatcher:
         self.sent = 0
         self.events: Counter[str] = Counter()
         """Safety-layer events by code (clamped, ramp_limited, ...)."""
+        self.muted = False
+        """A standby controller's dispatcher: it sends nothing and leaves the safety layer's
+        references to what is measured."""
 
     @property
     def applied(self) -> Mapping[Key, float]:
@@ -77,12 +80,16 @@ class Dispatcher:
     ) -> list[tuple[Command, Publication]]:
         """Check ``targets`` and make their publications; the next dispatch is a heartbeat,
         or ``next_step_s`` (the plan's next step) if that comes first."""
+        if self.muted:
+            return self._sent([], now_s, next_step_s)
         return self._sent(
             self.safety.dispatch(targets, now_s, source=source, plan_id=plan_id), now_s, next_step_s
         )
 
     def safe(self, now_s: float, plan_id: str) -> list[tuple[Command, Publication]]:
         """Every asset towards its safe value (captive units hold), within ramp limits."""
+        if self.muted:
+            return self._sent([], now_s, None)
         return self._sent(self.safety.safe_setpoints(now_s, plan_id=plan_id), now_s, None)
 
     def due(self, now_s: float) -> bool:

@@ -30,6 +30,8 @@ class Facts:
     stale: Iterable[tuple[str, str, float | None]]
     """(kind, asset, plant seconds since its last telemetry or None if never)."""
     mode: Mode
+    standby: str | None = None
+    """Why this instance is standby (another is the active controller), or None."""
 
 
 def compose(facts: Facts, notices: Iterable[str]) -> ControllerStatus:
@@ -62,6 +64,9 @@ def compose(facts: Facts, notices: Iterable[str]) -> ControllerStatus:
         state = ControllerState.MANUAL
     if state == ControllerState.RUNNING and reasons:
         state = ControllerState.DEGRADED
+    if facts.standby is not None:
+        reasons.insert(0, f"standby: {facts.standby}")
+        state = ControllerState.STANDBY
     last_plan_ts = float(plan.times_s[0]) if plan is not None else None
     return ControllerStatus(ts=facts.now_s, state=state, reasons=reasons, last_plan_ts=last_plan_ts)
 
