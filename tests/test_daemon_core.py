@@ -437,6 +437,19 @@ def test_a_standby_core_sends_nothing_and_takes_over_from_what_it_measures() -> 
     assert core.status().state != ControllerState.STANDBY
 
 
+def test_a_lasting_condition_shows_in_the_status_until_cleared() -> None:
+    core = _running_core()
+    core.condition("setpoints", "broker refuses setpoints: not authorised", uncontrolled=True)
+    status = core.status()
+    assert status.state == ControllerState.FALLBACK
+    assert "broker refuses setpoints: not authorised" in status.reasons
+    core.condition("state_file", "cannot write the state file: disk full")
+    core.condition("setpoints", None)
+    status = core.status()
+    assert status.state == ControllerState.DEGRADED
+    assert status.reasons == ["cannot write the state file: disk full"]
+
+
 def test_solver_failures_end_in_safe_setpoints_with_the_reason() -> None:
     core = _running_core()
     core.drain()

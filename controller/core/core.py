@@ -245,6 +245,12 @@ class ControllerCore:
         """A transient reason for the status (shown for one cycle by default)."""
         self.board.notice(reason, self.clock.now_s, for_s)
 
+    def condition(self, name: str, reason: str | None, *, uncontrolled: bool = False) -> None:
+        """A lasting reason for the status from the shell (a full disk, refused publishes),
+        shown until cleared with ``reason`` None; ``uncontrolled``: the plant is not getting
+        setpoints because of it (state ``fallback``)."""
+        self.board.condition(name, reason, uncontrolled=uncontrolled)
+
     # --- the clock ------------------------------------------------------------------------
 
     def tick(self, wall_s: float) -> None:
@@ -339,6 +345,7 @@ class ControllerCore:
             stale=stale,
             mode=self.modes.mode,
             standby=self.standby,
+            conditions=tuple(self.board.conditions.values()),
         )
         return compose(facts, self.board.notices(now))
 

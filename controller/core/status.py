@@ -32,6 +32,9 @@ class Facts:
     mode: Mode
     standby: str | None = None
     """Why this instance is standby (another is the active controller), or None."""
+    conditions: tuple[tuple[str, bool], ...] = ()
+    """Lasting conditions the shell reports (reason, whether the plant is not being
+    controlled because of it: then the state is ``fallback``)."""
 
 
 def compose(facts: Facts, notices: Iterable[str]) -> ControllerStatus:
@@ -59,6 +62,10 @@ def compose(facts: Facts, notices: Iterable[str]) -> ControllerStatus:
         what = "no telemetry yet" if age_s is None else f"no telemetry for {age_s:.0f} s"
         reasons.append(f"{kind} {asset}: {what}, treated as unknown")
     reasons += list(notices)
+    for reason, uncontrolled in facts.conditions:
+        reasons.append(reason)
+        if uncontrolled:
+            state = ControllerState.FALLBACK
     if facts.mode != Mode.AUTO and state != ControllerState.FALLBACK:
         reasons.insert(0, f"mode {facts.mode.value} set by the operator")
         state = ControllerState.MANUAL
@@ -80,6 +87,16 @@ class StatusBoard:
         self._notices: dict[str, float] = {}
         """Reason → plant time until which it shows."""
         self.last: ControllerStatus | None = None
+        self.conditions: dict[str, tuple[str, bool]] = {}
+        """Name → (reason, uncontrolled): shown until cleared (:meth:`condition`)."""
+
+    def condition(self, name: str, reason: str | None, *, uncontrolled: bool = False) -> None:
+        """A lasting condition ``name`` with its ``reason`` for the status, or cleared (None).
+        ``uncontrolled``: the plant is not getting setpoints because of it."""
+        if reason is None:
+            self.conditions.pop(name, None)
+        else:
+            self.conditions[name] = (reason, uncontrolled)
 
     def notice(self, reason: str, now_s: float | None, for_s: float | None = None) -> None:
         """Show ``reason`` for ``for_s`` (default: one cycle) from ``now_s`` (None: until the
