@@ -42,11 +42,16 @@ class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     forecast_miss_frac: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.15
     """Re-plan early when renewable availability misses the plan's P50 by this share of
     capacity."""
-    clock_jump_s: Annotated[float, msgspec.Meta(ge=60.0, le=86_400.0)] = 3600.0
-    """Telemetry time this far ahead of the expected plant time is a clock jump forward (at
-    most a day: a longer gap would be integrated as time the plant ran); an asset's telemetry
-    more than a minute (or two wall seconds at the plant's speed) behind its own previous
-    telemetry is a clock jump back."""
+    ts_tolerance_s: Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)] = 120.0
+    """Telemetry stamped further than this from the expected plant time (plant seconds; at
+    least two wall seconds at the plant's speed) is ``bad_ts`` and dropped, unless the whole
+    plant moved with it (a genuine clock jump, docs/operations.md)."""
+    wall_clock_tolerance_s: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] | None = None
+    """A real-time plant: telemetry stamped further than this from the daemon's own UTC clock
+    is ``bad_ts``.  None (the default): not checked, as under a simulator at any speed."""
+    command_window_s: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] = 300.0
+    """An operator command stamped further than this from plant time (plant seconds; at least
+    two wall seconds at the plant's speed) is refused and never kept."""
     state_file: str = ""
     """Where heat budget, production, mode and the last plan survive a restart; empty:
     ``$STATE_DIRECTORY/state.json`` under systemd, else ``./smelter-ems-state.json``."""

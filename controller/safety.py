@@ -145,6 +145,10 @@ class SafetyLayer:
         if (kind, asset) in self.limits and math.isfinite(value) and math.isfinite(t_s):
             self._observed[kind, asset] = (value, t_s)
 
+    def measured(self) -> dict[Key, float]:
+        """The latest measured value of each asset heard from [kA or MW]."""
+        return {key: value for key, (value, _) in self._observed.items()}
+
     def forget_applied(self) -> None:
         """Ramp from the measured values again (after a standby period, in which another
         controller set the plant)."""

@@ -262,6 +262,9 @@ class SiteModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bess: tuple[BessModel, ...] = ()
     captive: tuple[CaptiveModel, ...] = ()
     renewable: tuple[RenewableModel, ...] = ()
+    grid_meters: tuple[Name, ...] = ()
+    """The meters on ``telemetry/grid/{name}``: the point of common coupling, or the island's
+    bus.  Empty: ``pcc`` for a grid-connected site, ``bus`` for an island (the simulator's)."""
 
     def __post_init__(self) -> None:
         if not self.lines:
@@ -284,6 +287,13 @@ class SiteModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("grid: an islanded site has no grid connection")
         if not self.islanded and self.grid is None:
             raise ValueError("grid: missing; a grid-connected site needs it (else islanded = true)")
+
+    @property
+    def meters(self) -> tuple[str, ...]:
+        """The grid meters whose telemetry the controller takes (see ``grid_meters``)."""
+        if self.grid_meters:
+            return self.grid_meters
+        return ("bus",) if self.islanded else ("pcc",)
 
     @property
     def renewable_capacity_mw(self) -> dict[str, float]:

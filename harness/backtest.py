@@ -245,6 +245,7 @@ def run_backtest(
     kpis["safety_events"] = dict(sorted(core.dispatcher.events.items()))
     kpis["rejected_commands"] = dict(plant.rejected)
     kpis["rejected_messages"] = dict(core.ingest.rejected)
+    kpis["suspect_telemetry"] = dict(sorted(core.plausibility.suspects.items()))
     kpis["runtime_s"] = round(time.perf_counter() - started, 3)
     return BacktestResult(
         sc.name, strategy_name, days, seed, kpis, recorder.arrays() if recorder else None

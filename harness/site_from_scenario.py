@@ -20,6 +20,7 @@ from controller.site import (
     SiteModel,
 )
 from controller.sitefile import site_toml
+from simulator.plant import ISLAND_BUS
 from simulator.scenario import (
     BessSpec,
     CaptiveSpec,
@@ -126,6 +127,7 @@ def site_from_scenario(scenario: Scenario) -> SiteModel:
         renewable=tuple(
             RenewableModel(r.name, r.kind.value, r.capacity_mw) for r in scenario.renewable
         ),
+        grid_meters=(ISLAND_BUS,) if scenario.grid is None else (scenario.grid.name,),
         utc_offset_h=scenario.utc_offset_h,
         latitude_deg=scenario.latitude_deg,
         longitude_deg=scenario.longitude_deg,

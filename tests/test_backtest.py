@@ -19,6 +19,7 @@ SEED = 1
 HARNESS_KEYS = frozenset(
     {"solves", "fallback_plans", "time_limit_plans", "alarms", "safety_events"}
     | {"rejected_commands", "renewable_used_after_day1_mwh", "plans", "rejected_messages"}
+    | {"suspect_telemetry"}
     | TIMING_KEYS
 )
 PROTECTION_CODES = frozenset({"clamped", "expired", "expired_on_arrival", "watchdog"})

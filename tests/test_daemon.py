@@ -222,6 +222,11 @@ async def test_broker_restart_controller_reconnects_and_plant_falls_back_meanwhi
     async with simulator(broker, prefix, speed=600.0, plant=plant), controller(config) as d:
         async with watcher(broker, prefix, "command/#", "controller/status") as w:
             await w.wait_for(_setpoint("L1", Source.MPC))
+        # the daemon has measured how fast plant time runs (within half a wall second), so it
+        # can tell the plant time that passed during the outage from a clock jump
+        async with asyncio.timeout(5.0):
+            while d.core.clock.speed < 300.0:
+                await asyncio.sleep(0.05)
         connects = d.stats.connects
         broker.stop()
         try:
@@ -303,12 +308,13 @@ async def test_hold_and_manual_take_effect_and_survive_a_restart(
         ):
             await w.wait_for(_setpoint("L1", Source.MPC))
             held = d.core.safety.last_applied["potline", "L1"]
-            await publish(broker, mode_topic, encode(ModeCommand(ts=1.0, mode=Mode.HOLD)))
+            hold = ModeCommand(ts=plant.now_s, mode=Mode.HOLD)  # operators stamp plant time
+            await publish(broker, mode_topic, encode(hold))
             _, sp = await w.wait_for(_setpoint("L1", Source.MANUAL))
             assert sp.plan_id == "hold" and sp.current_ka == pytest.approx(held)
             await w.wait_for(_status("manual", containing="mode hold"))
             # manual: an operator setpoint beyond the hard limit is clamped to it
-            manual = ModeCommand(ts=2.0, mode=Mode.MANUAL, potline_current_ka={"L1": 500.0})
+            manual = ModeCommand(ts=plant.now_s, mode=Mode.MANUAL, potline_current_ka={"L1": 500.0})
             await publish(broker, mode_topic, encode(manual))
             at = len(w.seen)
             manual_sp = _setpoint("L1", Source.MANUAL)

@@ -56,7 +56,10 @@ SITE = SiteModel(
     bess=(BessModel("B1"),),
     grid=GridModel(import_limit_mw=1000.0, export_limit_mw=0.0, carbon_t_per_mwh=0.6),
     renewable=(RenewableModel("pv1", "pv", 300.0),),
+    grid_meters=("main",),
     utc_offset_h=8.0,
+    latitude_deg=25.0,  # Yunnan: 08:00 local is morning, and PV plausible
+    longitude_deg=102.7,
 )
 TOPICS = Topics("p")
 RAMP_KA_PER_S = LINE.ramp_ka_per_h / 3600.0
@@ -73,6 +76,7 @@ def _feed(
     wall_s: float,
     *,
     current_ka: float = 400.0,
+    pv_mw: float = 100.0,
     skip: tuple[str, ...] = (),
 ) -> None:
     messages = {
@@ -89,7 +93,7 @@ def _feed(
         "pv1": (
             TOPICS.renewable("pv1"),
             RenewableTelemetry(
-                ts=ts, kind=RenewableKind.PV, power_mw=200.0, available_mw=200.0, capacity_mw=300.0
+                ts=ts, kind=RenewableKind.PV, power_mw=pv_mw, available_mw=pv_mw, capacity_mw=300.0
             ),
         ),
         "grid": (TOPICS.grid("main"), GridTelemetry(ts=ts, power_mw=280.0, frequency_hz=50.0)),
@@ -256,9 +260,11 @@ def test_a_clock_jump_back_replans_and_dispatches_at_once() -> None:
 
 def test_the_days_metered_kpis_are_logged_every_plant_hour() -> None:
     """Constant metered powers: each hourly KPI point integrates them exactly over what the
-    meters saw (hand-checkable: 200 MW of PV delivered, 280 MW imported, 480 MW of pot-line),
-    stamped at the hour; local midnight closes the day and starts the totals again."""
-    core = _core()
+    meters saw (hand-checkable: 200 MW renewable delivered, 280 MW imported, 480 MW of
+    pot-line), stamped at the hour; local midnight closes the day and starts the totals
+    again.  The plant called pv1 by the feed is run-of-river here: it delivers at night."""
+    site = msgspec.structs.replace(SITE, renewable=(RenewableModel("pv1", "hydro", 300.0),))
+    core = ControllerCore(site, ControllerSection(), PlannerConfig(), TOPICS)
     recorded: list[tuple[float, dict[str, float]]] = []
 
     class Kpis:
@@ -271,7 +277,7 @@ def test_the_days_metered_kpis_are_logged_every_plant_hour() -> None:
     core.recorder = Kpis()
     start_s = T0 + 13 * 3600.0 + 1800.0  # 21:30 local
     for k in range(0, 4 * 60 + 1, 2):  # telemetry every 2 min (as at 1200x), 4 h
-        _feed(core, start_s + 60.0 * k, 0.01 * k)
+        _feed(core, start_s + 60.0 * k, 0.01 * k, pv_mw=200.0)
         core.tick(0.01 * k)
     hours = [start_s + 1800.0 + 3600.0 * h for h in range(4)]  # 22:00 ... 01:00 local
     assert [ts for ts, _ in recorded] == hours
@@ -412,7 +418,7 @@ def test_a_message_the_core_cannot_use_is_counted_not_fatal(
     good = WeatherForecast(ts=T0, issued_ts=T0, times=[T0], ghi_wm2=[500.0])
     core.on_message(TOPICS.weather("s"), encode(good), 1.0)
     core.on_message(TOPICS.weather("s"), encode(good), 1.0)
-    assert core.ingest.rejected == {"unusable": 2}
+    assert core.ingest.rejected == {"internal_error": 2}
     assert sum("could not be used" in r.getMessage() for r in caplog.records) == 2
     _feed(core, T0 + 60.0, 1.0)  # and the core goes on
     assert core.clock.now_s == T0 + 60.0
@@ -483,8 +489,8 @@ def test_hold_keeps_the_setpoints_manual_goes_through_hard_limits_old_commands_l
     assert sent[-1].current_ka == held and sent[-1].source == Source.MANUAL
     assert core.status().state == ControllerState.MANUAL
     core.set_mode(ModeCommand(ts=20.0, mode=Mode.MANUAL, potline_current_ka={"L1": 900.0}))
-    _feed(core, T0 + 3600.0, 2.0)
-    core.tick(2.0)
+    _feed(core, T0 + 3600.0, 3600.0)  # an hour of plant time, at speed 1
+    core.tick(3600.0)
     sent = _line_setpoints(core.drain())
     assert sent[-1].current_ka == LINE.hard_max_ka  # asked 900 kA, an hour later: at the limit
     core.set_mode(ModeCommand(ts=15.0, mode=Mode.AUTO))  # older than the one in force

@@ -2,21 +2,18 @@
 
 The daemon plans on plant time (on a real plant that is wall time; under the simulator, its
 accelerated clock).  :class:`PlantClock` follows the newest telemetry ``ts``, estimates how fast
-plant time runs against the wall clock (to extrapolate it while the plant is silent), and tells
-a clock jump (:meth:`PlantClock.jump`) from telemetry that is merely a little late.
+plant time runs against the wall clock (to extrapolate it while the plant is silent).  Which
+telemetry may move it, and what a jump is, is :mod:`.streams`'s to say.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-BACKWARD_TOLERANCE_WALL_S: Final = 2.0
-"""Telemetry may arrive this late (wall time, scaled by the plant's speed) without being a
-clock jump back."""
-MIN_BACKWARD_S: Final = 60.0
-"""... and at least this late in plant time."""
 SPEED_WINDOW_WALL_S: Final = 2.0
 """The speed estimate is refreshed over windows of this many wall seconds."""
+FIRST_SPEED_WINDOW_WALL_S: Final = 0.5
+"""... the first one sooner: until then plant time is assumed to run at wall-clock speed."""
 
 
 class PlantClock:
@@ -27,6 +24,7 @@ class PlantClock:
         self.wall_at_now_s = 0.0
         self.speed = 1.0
         self._anchor: tuple[float, float] | None = None  # (wall, plant) at the window start
+        self._measured = False
 
     def extrapolated_s(self, wall_s: float) -> float | None:
         """Plant time now, from the last telemetry and the speed (None before any)."""
@@ -34,36 +32,19 @@ class PlantClock:
             return None
         return self.now_s + max(wall_s - self.wall_at_now_s, 0.0) * self.speed
 
-    def jump(
-        self, ts: float, wall_s: float, forward_s: float, asset_last_ts: float | None
-    ) -> str | None:
-        """What is wrong with ``ts`` as the next plant time, or None when nothing is: more than
-        ``forward_s`` ahead of the extrapolated time is a jump forward; behind the same asset's
-        previous telemetry (``asset_last_ts``) by more than the tolerance is a jump back.
-
-        A jump back is judged per asset: a meter whose clock runs steadily behind the others
-        sends late telemetry, which is no jump (its values are taken, plant time stays with
-        the newest)."""
-        now = self.now_s
-        expected = self.extrapolated_s(wall_s)
-        if now is None or expected is None:
-            return None
-        if ts > expected + forward_s:
-            return f"clock jumped forward by {ts - now:.0f} s"
-        late_s = max(MIN_BACKWARD_S, BACKWARD_TOLERANCE_WALL_S * self.speed)
-        if asset_last_ts is not None and ts < asset_last_ts - late_s:
-            return f"clock jumped back by {now - ts:.0f} s"
-        return None
-
     def advance(self, ts: float, wall_s: float) -> None:
         if self.now_s is None or ts > self.now_s:
             self.now_s, self.wall_at_now_s = ts, wall_s
         if self._anchor is None:
             self._anchor = (wall_s, ts)
-        elif wall_s - self._anchor[0] >= SPEED_WINDOW_WALL_S:
+        elif wall_s - self._anchor[0] >= (
+            SPEED_WINDOW_WALL_S if self._measured else FIRST_SPEED_WINDOW_WALL_S
+        ):
             rate = (ts - self._anchor[1]) / (wall_s - self._anchor[0])
             if rate > 0.0:
-                self.speed = 0.5 * self.speed + 0.5 * rate if self.speed > 0 else rate
+                # the first measurement replaces the assumed 1x; later ones are smoothed
+                self.speed = 0.5 * self.speed + 0.5 * rate if self._measured else rate
+                self._measured = True
             self._anchor = (wall_s, ts)
 
     def reset(self, ts: float, wall_s: float) -> None:

@@ -19,11 +19,13 @@ jump, an unreadable state file, the operator's modes) is in docs/operations.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
 
 from controller.config import ControllerSection
+from controller.core.admission import Admission, Refusal
 from controller.core.alarms import AlarmLog
 from controller.core.cadence import FIRST_PLAN_WAIT_S, PlanCadence, forecast_miss
 from controller.core.clock import PlantClock
@@ -34,11 +36,13 @@ from controller.core.metering import Meter
 from controller.core.modes import OperatorModes
 from controller.core.planners import MpcPlanner
 from controller.core.plans import PlanBook
+from controller.core.plausibility import Plausibility
 from controller.core.ports import PlanJob, Planner, Publication, Recorder
 from controller.core.records import SavedState, plan_message
 from controller.core.restore import Resume
 from controller.core.routing import TELEMETRY_KINDS, Router
 from controller.core.status import Facts, StatusBoard, compose
+from controller.core.streams import Verdict
 from controller.core.watchdog import Watchdog
 from controller.planner.types import PlannerConfig, Schedule, SolveStatus
 from controller.safety import Command, SafetyLayer
@@ -74,6 +78,7 @@ class ControllerCore:
         topics: Topics,
         *,
         planner: Planner | None = None,
+        utc: Callable[[], float] | None = None,
     ) -> None:
         self.site = site
         self.settings = settings
@@ -85,8 +90,18 @@ class ControllerCore:
         self.clock = PlantClock()
         self.tracker = StateTracker(site, stale_after_s=settings.stale_after_s)
         self.safety = SafetyLayer(site, validity_s=settings.validity_s, topics=topics)
+        self._utc = utc
+        """The daemon's UTC clock, for ``wall_clock_tolerance_s`` (None: not checked)."""
+        self.admission = Admission(
+            site,
+            ts_tolerance_s=settings.ts_tolerance_s,
+            command_window_s=settings.command_window_s,
+            wall_clock_tolerance_s=settings.wall_clock_tolerance_s,
+        )
+        self.plausibility = Plausibility(site)
+        self._pending_mode: ModeCommand | None = None
+        """An operator command heard before plant time was known, judged at the first tick."""
         self.router = Router(topics)
-        self.router.observer = self._record
         self.router.on(TELEMETRY_KINDS, self._on_telemetry)
         self.router.on(("weather",), self._on_weather)
         self.router.on(("mode",), self._on_mode)
@@ -163,25 +178,76 @@ class ControllerCore:
         if self.recorder is not None:
             self.recorder.payload(kind, asset, payload)
 
+    def _ready_for_commands(self) -> bool:
+        """Plant time is known and the lines have been heard (their measured values are what
+        a ``hold`` holds)."""
+        now = self.clock.now_s
+        return now is not None and self.watchdog.ready_for_first_plan(now, FIRST_PLAN_WAIT_S)
+
+    def _judge_commands_kept(self, wall_s: float) -> None:
+        """Once plant time is known: the command that waited for it, and the mode restored
+        from the state file (one stamped in the future would lock every real command out)."""
+        now = self.clock.now_s
+        assert now is not None
+        window_s = self.admission.command_window_s
+        if self.modes.command.ts > now + max(window_s, 2.0 * self.clock.speed):
+            off = self.modes.command.ts - now
+            log.warning("the mode kept in the state file is stamped %+.0f s ahead: dropped", off)
+            self._event("mode", "dropped", f"kept mode stamped {off:+.0f} s ahead")
+            self.modes = OperatorModes()
+        pending, self._pending_mode = self._pending_mode, None
+        if pending is not None:
+            self._on_mode("mode", "", pending, wall_s)
+
+    def _refuse(self, kind: str, asset: str, refusal: Refusal) -> None:
+        self.ingest.refuse(kind, refusal.kind, refusal.reason, f"{kind} {asset}".strip())
+
     def _on_weather(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
-        if asset == self.site.name and isinstance(payload, WeatherForecast):
-            self.forecasters.observe_weather(payload)
+        assert isinstance(payload, WeatherForecast)
+        refusal = self.admission.weather(asset, payload, self.clock)
+        if refusal is not None:
+            self._refuse(kind, asset, refusal)
+            return
+        self._record(kind, asset, payload)
+        self.forecasters.observe_weather(payload)
 
     def _on_mode(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
-        if isinstance(payload, ModeCommand):
-            self.set_mode(payload)
+        assert isinstance(payload, ModeCommand)
+        if self.clock.now_s is None or not self._ready_for_commands():
+            # judged against plant time once the plant has been heard from (a retained command
+            # arrives before any telemetry); the newest waits
+            if self._pending_mode is None or payload.ts >= self._pending_mode.ts:
+                self._pending_mode = payload
+            return
+        refusal = self.admission.command(payload, self.clock)
+        if refusal is not None:
+            self._refuse(kind, asset, refusal)
+            return
+        self._record(kind, asset, payload)
+        self.set_mode(payload)
 
     def _on_alarm(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
-        if isinstance(payload, PlantAlarm):
-            self.alarm_log.heard(payload)
+        assert isinstance(payload, PlantAlarm)
+        refusal = self.admission.alarm(payload)
+        if refusal is not None:
+            self._refuse(kind, asset, refusal)
+            return
+        self._record(kind, asset, payload)
+        self.alarm_log.heard(payload)
 
     def _on_telemetry(self, kind: str, asset: str, payload: msgspec.Struct, wall_s: float) -> None:
         ts: float = payload.ts  # type: ignore[attr-defined]
-        jump = self.clock.jump(
-            ts, wall_s, self.settings.clock_jump_s, self.watchdog.seen.get((kind, asset))
+        utc_s = self._utc() if self._utc is not None else None
+        check = self.admission.telemetry(kind, asset, ts, wall_s, utc_s, self.clock)
+        if check.verdict is Verdict.JUMP:
+            self._clock_jumped(check.reason, ts, wall_s)
+        elif check.verdict is not Verdict.ACCEPT:
+            self._refuse(kind, asset, Refusal(check.verdict.value, check.reason))
+            return
+        self._record(kind, asset, payload)
+        payload = self.plausibility.check(
+            kind, asset, payload, self.dispatcher.applied.get((kind, asset))
         )
-        if jump is not None:
-            self._clock_jumped(jump, ts, wall_s)
         if self.watchdog.heard(kind, asset, ts, wall_s):
             log.info("telemetry is back after a silence")
             self._event("recovery", "telemetry_back", "telemetry is back after a silence")
@@ -220,7 +286,7 @@ class ControllerCore:
 
     def set_mode(self, command: ModeCommand) -> None:
         """An operator's mode command (older than the one in force: ignored)."""
-        if not self.modes.set(command, self.dispatcher.applied):
+        if not self.modes.set(command, self.safety.measured() | dict(self.dispatcher.applied)):
             return
         self._event("mode", command.mode.value, "set by the operator")
         if self.clock.now_s is not None:
@@ -273,6 +339,8 @@ class ControllerCore:
             self._emit_status(now)
             return
         self._update_staleness(now)
+        if self._ready_for_commands():
+            self._judge_commands_kept(wall_s)
         if self.dispatcher.due(now):
             self._dispatch(now)
         for hour_s, table in self.meter.take():
@@ -347,7 +415,7 @@ class ControllerCore:
             standby=self.standby,
             conditions=tuple(self.board.conditions.values()),
         )
-        return compose(facts, self.board.notices(now))
+        return compose(facts, self.plausibility.reasons() + self.board.notices(now))
 
     @property
     def has_output(self) -> bool:
@@ -455,6 +523,7 @@ class ControllerCore:
         # it, and the forecasters' history, on the old time base, starts again.
         self.tracker.rebase(ts)
         self.meter.rebase(ts)
+        self.plausibility.rebase()
         self.forecasters.start_afresh()
         self.watchdog.rebase(ts)
         log.warning("%s: ramp references re-based, re-planning", jump)

@@ -19,9 +19,11 @@ from wire import PayloadError, Topic, Topics, decode
 
 log = logging.getLogger(__name__)
 
-UNUSABLE: Final = "unusable"
-"""A message the codec accepted but the controller could not use (counted beside the codec's
-:data:`wire.REJECT_KINDS`)."""
+INTERNAL_ERROR: Final = "internal_error"
+"""A message the codec accepted but the controller failed on (a bug: counted beside the codec's
+:data:`wire.REJECT_KINDS`, logged with its traceback)."""
+CORE_REJECT_KINDS: Final = ("unknown_asset", "out_of_order", "bad_ts", INTERNAL_ERROR)
+"""What the core refuses beyond the codec (:mod:`controller.core.admission`)."""
 RECOVERY_MESSAGES: Final = 100
 """A reject kind counts as recovered after this many good messages in a row."""
 
@@ -64,6 +66,11 @@ class Ingest:
                     log.info("bad messages of kind %s stopped after %d dropped", kind, n)
                 self._failing.clear()
         return Decoded(parsed, payload)
+
+    def refuse(self, topic_kind: str, kind: str, reason: str, where: str) -> None:
+        """A message decoded (counted as accepted) and then refused by the core."""
+        self.accepted[topic_kind] -= 1
+        self.reject(kind, reason, where)
 
     def reject(self, kind: str, reason: str, topic: str) -> None:
         """Count a dropped message under ``kind``; log the first of a kind."""

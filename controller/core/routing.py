@@ -4,7 +4,7 @@ kind of topic (telemetry, weather forecast, operator mode, plant alarm).
 Kinds without a handler (per-pot voltages, other controllers' commands and status) are
 accepted and dropped: they are not ours to act on.  A handler that fails on a message the codec
 accepted (a bug, or an inconsistency the schema does not catch) does not take the controller
-down: the message is counted as ``unusable``, logged with its traceback, and dropped.
+down: the message is counted as ``internal_error``, logged with its traceback, and dropped.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from collections.abc import Callable
 
 import msgspec
 
-from controller.core.ingest import UNUSABLE, Decoded, Ingest
+from controller.core.ingest import INTERNAL_ERROR, Decoded, Ingest
 from wire import Topics
 
 Handler = Callable[[str, str, msgspec.Struct, float], None]
 """(kind, asset, payload, wall time [s]) → None."""
-Observer = Callable[[str, str, msgspec.Struct], None]
-"""(kind, asset, payload) → None: sees every valid message before its handler."""
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +30,6 @@ class Router:
 
     def __init__(self, topics: Topics) -> None:
         self.ingest = Ingest(topics)
-        self.observer: Observer | None = None
         self._handlers: dict[str, Handler] = {}
 
     def on(self, kinds: tuple[str, ...], handler: Handler) -> None:
@@ -45,14 +42,12 @@ class Router:
         if decoded is None:
             return None
         kind, asset, payload = decoded.topic.kind, decoded.topic.asset, decoded.payload
-        if self.observer is not None:
-            self.observer(kind, asset, payload)
         handler = self._handlers.get(kind)
         if handler is not None:
             try:
                 handler(kind, asset, payload, wall_s)
             except Exception as exc:  # a valid message must never take the controller down
                 log.exception("message on %s could not be used", topic[:200])
-                self.ingest.reject(UNUSABLE, f"{type(exc).__name__}: {exc}", topic)
+                self.ingest.refuse(kind, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", topic)
                 return None
         return decoded

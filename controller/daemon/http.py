@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controller.core.ingest import UNUSABLE
+from controller.core.ingest import CORE_REJECT_KINDS
 from wire import REJECT_KINDS, ControllerState
 from wire.link import INCOMING_DROPS
 
@@ -44,7 +44,7 @@ class DaemonCollector(Collector):
         rejected = CounterMetricFamily(
             "smelter_messages_rejected", "Messages dropped at the edge, by reason", labels=["kind"]
         )
-        for kind in (*REJECT_KINDS, UNUSABLE):
+        for kind in (*REJECT_KINDS, *CORE_REJECT_KINDS):
             rejected.add_metric([kind], core.ingest.rejected.get(kind, 0))
         yield rejected
         yield CounterMetricFamily(

@@ -1,0 +1,147 @@
+"""The plant clock's rules: which telemetry may move plant time, and when time really jumped.
+
+Plant time advances only from the site's own telemetry streams (one per asset of the site
+description: pot-lines, BESS, captive units, renewable plants, grid meters), and only forward.
+Each message's ``ts`` is judged before anything else sees it:
+
+- a stream not in the site description: ``unknown_asset``, dropped (it never becomes an asset
+  the controller waits for);
+- with ``wall_clock_tolerance_s`` set (a real-time plant: set it on every real plant), too far
+  from the daemon's UTC clock: ``bad_ts``, dropped, and it does not move the clock;
+- outside the window around the expected plant time (``ts_tolerance_s`` either way, widened by
+  two wall seconds of the plant's speed for delivery delays): ``bad_ts`` (``out_of_order`` if
+  also not newer than the stream's last), dropped, and it does not move the clock;
+- unless it is part of a **genuine jump**: when streams that together make up at least half of
+  those heard so far (and at least two, where two have been heard) all land on the same new
+  time base within :data:`JUMP_WINDOW_WALL_S` of wall time, the whole plant moved (a simulator
+  restart), in either direction.  The message that completes the quorum is accepted and the
+  core re-bases on it; one forged message, or a single meter with a wrong clock, never can.
+  On a real-time plant a jump must agree with the wall clock too, so a gateway flushing the
+  buffer of all its meters after an outage cannot take plant time back;
+- within the window but not newer than the stream's last accepted ``ts``: ``out_of_order``,
+  dropped (a duplicate, a late message behind a newer one).
+
+A meter whose clock runs steadily behind (within the window) is late, not wrong: its messages
+are taken, and plant time stays with the newest.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from controller.core.clock import PlantClock
+from controller.safety import Key
+from controller.site import SiteModel
+
+JUMP_WINDOW_WALL_S: Final = 10.0
+"""Streams confirm a jump together within this much wall time."""
+DELAY_WALL_S: Final = 2.0
+"""Delivery delay a message may have, in wall seconds (times the plant's speed)."""
+
+
+class Verdict(enum.Enum):
+    ACCEPT = "accept"
+    JUMP = "jump"
+    UNKNOWN_ASSET = "unknown_asset"
+    OUT_OF_ORDER = "out_of_order"
+    BAD_TS = "bad_ts"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    verdict: Verdict
+    reason: str = ""
+    """Why a message was refused, or what the jump was."""
+
+
+class Streams:
+    """Judges each telemetry message's stream and ``ts`` against the plant clock."""
+
+    def __init__(
+        self,
+        site: SiteModel,
+        *,
+        tolerance_s: float,
+        wall_clock_tolerance_s: float | None = None,
+    ) -> None:
+        self.tolerance_s = tolerance_s
+        self.wall_clock_tolerance_s = wall_clock_tolerance_s
+        self.known: frozenset[Key] = frozenset(
+            [("potline", ln.name) for ln in site.lines]
+            + [("bess", b.name) for b in site.bess]
+            + [("captive", c.name) for c in site.captive]
+            + [("renewable", r.name) for r in site.renewable]
+            + [("grid", m) for m in site.meters]
+        )
+        self.last_ts: dict[Key, float] = {}
+        """Each stream's newest accepted ``ts``."""
+        self._candidates: dict[Key, tuple[float, float]] = {}
+        """Stream → (offset of its off-window ``ts`` from plant time, wall time heard)."""
+
+    def window_s(self, clock: PlantClock) -> float:
+        """How far from the expected plant time a ``ts`` may lie [s]."""
+        return max(self.tolerance_s, DELAY_WALL_S * clock.speed)
+
+    def check(
+        self, key: Key, ts: float, wall_s: float, utc_s: float | None, clock: PlantClock
+    ) -> Check:
+        if key not in self.known:
+            return Check(Verdict.UNKNOWN_ASSET, f"{key[0]} {key[1]} is not in the site")
+        wall_off = self._wall_clock_offset(ts, utc_s)
+        if wall_off is not None:
+            return Check(Verdict.BAD_TS, f"{wall_off:+.0f} s off the wall clock")
+        last = self.last_ts.get(key)
+        expected = clock.extrapolated_s(wall_s)
+        if expected is None or clock.now_s is None:
+            return self._accept(key, ts)
+        window = self.window_s(clock)
+        if clock.now_s - window <= ts <= expected + window:
+            if last is not None and ts <= last:
+                return Check(Verdict.OUT_OF_ORDER, f"ts {ts:.3f} not after {last:.3f}")
+            self._candidates.pop(key, None)
+            return self._accept(key, ts)
+        check = self._candidate(key, ts, ts - clock.now_s, wall_s, window)
+        if check.verdict is Verdict.BAD_TS and last is not None and ts <= last:
+            return Check(Verdict.OUT_OF_ORDER, f"ts {ts:.3f} not after {last:.3f}")
+        return check
+
+    def rebase(self, ts: float) -> None:
+        """After a jump: every stream starts again from ``ts``'s time base."""
+        self.last_ts = {}
+        self._candidates.clear()
+
+    def _accept(self, key: Key, ts: float) -> Check:
+        self.last_ts[key] = ts
+        return Check(Verdict.ACCEPT)
+
+    def _candidate(
+        self, key: Key, ts: float, offset_s: float, wall_s: float, window: float
+    ) -> Check:
+        self._candidates = {
+            k: (off, heard)
+            for k, (off, heard) in self._candidates.items()
+            if wall_s - heard <= JUMP_WINDOW_WALL_S
+        }
+        self._candidates[key] = (offset_s, wall_s)
+        agreeing = [k for k, (off, _) in self._candidates.items() if abs(off - offset_s) <= window]
+        heard = len(self.last_ts | dict.fromkeys(self._candidates, 0.0))
+        quorum = max(min(2, heard), math.ceil(heard / 2))
+        if len(agreeing) >= quorum:
+            self.rebase(ts)
+            self.last_ts[key] = ts
+            way = "forward" if offset_s > 0 else "back"
+            streams = len(agreeing)
+            return Check(
+                Verdict.JUMP, f"clock jumped {way} by {abs(offset_s):.0f} s ({streams} streams)"
+            )
+        return Check(Verdict.BAD_TS, f"{offset_s:+.0f} s off plant time")
+
+    def _wall_clock_offset(self, ts: float, utc_s: float | None) -> float | None:
+        """The offset from the wall clock when it is too large (a real-time plant only)."""
+        if self.wall_clock_tolerance_s is None or utc_s is None:
+            return None
+        off = ts - utc_s
+        return off if abs(off) > self.wall_clock_tolerance_s else None
