@@ -295,21 +295,34 @@ def test_the_days_metered_kpis_are_logged_every_plant_hour() -> None:
         assert table["aluminium_target_t"] == pytest.approx(table["aluminium_t"])
 
 
-def test_plant_alarms_are_counted_and_logged_once_per_code_then_hourly(
+def test_plant_alarms_are_logged_once_per_asset_and_code_per_burst_then_hourly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """An alarm every plant second for 2 h on L1: one line at the start and one an hour in
+    (with the count), not 7,200; another asset's burst has its own line; alarms about assets
+    that are not in the site are refused and not counted."""
     core = _running_core()
     caplog.set_level(logging.WARNING, logger="controller.core.alarms")
+
+    def alarm(k: int, asset: str = "L1", message: str = "") -> None:
+        a = PlantAlarm(ts=T0 + k, asset=asset, code="load_shed", message=message or f"short {k}")
+        core.on_message(TOPICS.alarm(), encode(a), 0.0)
+
+    for k in range(7200):
+        alarm(k)
+    alarm(7200, asset="B1")
     for k in range(2000):
-        alarm = PlantAlarm(ts=T0 + k, asset="L1", code="load_shed", message=f"short {k}")
-        core.on_message(TOPICS.alarm(), encode(alarm), 0.0)
-    assert core.alarms == {"load_shed": 2000}
-    lines = [r.getMessage() for r in caplog.records]
-    # the first, then one summary per hour of plant time (2,000 s: none yet)
-    assert len(lines) == 1 and "short 0" in lines[0]
-    late = PlantAlarm(ts=T0 + 3600.0, asset="L1", code="load_shed", message="late")
-    core.on_message(TOPICS.alarm(), encode(late), 0.0)
-    assert len(caplog.records) == 2 and "2000 more" in caplog.records[1].getMessage()
+        alarm(k, asset="L9")  # forged: no such line
+    lines = [r.getMessage() for r in caplog.records if r.name == "controller.core.alarms"]
+    assert len(lines) == 3, lines
+    assert "on L1: short 0" in lines[0]
+    assert "3600 more in the last 1.0 h" in lines[1]
+    assert "on B1" in lines[2]
+    assert core.alarms == {"load_shed": 7201}
+    assert core.ingest.rejected == {"unknown_asset": 2000}
+    # after a quiet spell (10 min) the next alarm starts a new burst, and says the last's size
+    alarm(7200 + 3600)
+    assert "the last burst had 7200" in caplog.records[-1].getMessage()
 
 
 def test_a_ramp_limited_setpoint_is_sent_again_every_minute_until_it_arrives() -> None:
