@@ -52,6 +52,8 @@ PV_MARGIN_FRAC: Final = 0.08
 PV_CLEAR_SKY_GAIN: Final = 1.25
 CURRENT_TOLERANCE_FRAC: Final = 0.02
 CLEAR_SKY_KNOT_S: Final = 300.0
+CHECKS: Final = ("bess_soc", "bess_power", "renewable_capacity", "pv_clear_sky", "potline_current")
+"""The checks, by the name they are counted under."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from controller.core.ingest import CORE_REJECT_KINDS
+from controller.core.plausibility import CHECKS
 from wire import REJECT_KINDS, ControllerState
 from wire.link import INCOMING_DROPS
 
@@ -109,6 +110,14 @@ class DaemonCollector(Collector):
         for code, n in sorted(core.alarms.items()):
             alarms.add_metric([code], n)
         yield alarms
+        suspects = CounterMetricFamily(
+            "smelter_suspect_telemetry",
+            "Telemetry values the plausibility checks found impossible and corrected",
+            labels=["check"],
+        )
+        for check in CHECKS:
+            suspects.add_metric([check], core.plausibility.suspects.get(check, 0))
+        yield suspects
 
 
 def health(daemon: Daemon) -> tuple[int, bytes]:
