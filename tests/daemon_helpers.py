@@ -44,10 +44,14 @@ def mqtt(broker: MosquittoBroker, prefix: str) -> MqttSettings:
 
 
 def sim_config(
-    broker: MosquittoBroker, prefix: str, speed: float, seed: int = 1
+    broker: MosquittoBroker,
+    prefix: str,
+    speed: float,
+    seed: int = 1,
+    settings: MqttSettings | None = None,
 ) -> SimulatorConfig:
     return SimulatorConfig(
-        mqtt=mqtt(broker, prefix),
+        mqtt=settings if settings is not None else mqtt(broker, prefix),
         simulator=SimulatorSection(scenario=SCENARIO.name, seed=seed, speed=speed),
     )
 
@@ -58,13 +62,18 @@ def make_plant(prefix: str, seed: int = 1, scenario: Scenario = SCENARIO) -> Pla
 
 @contextlib.asynccontextmanager
 async def simulator(
-    broker: MosquittoBroker, prefix: str, *, speed: float, plant: Plant | None = None
+    broker: MosquittoBroker,
+    prefix: str,
+    *,
+    speed: float,
+    plant: Plant | None = None,
+    settings: MqttSettings | None = None,
 ) -> AsyncIterator[Plant]:
+    """The simulator's bridge on the loop; ``settings``: its ``[mqtt]`` (default: anonymous)."""
     plant = plant if plant is not None else make_plant(prefix)
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        bridge.serve(sim_config(broker, prefix, speed), SCENARIO, stop=stop, plant=plant)
-    )
+    config = sim_config(broker, prefix, speed, settings=settings)
+    task = asyncio.create_task(bridge.serve(config, SCENARIO, stop=stop, plant=plant))
     try:
         yield plant
     finally:

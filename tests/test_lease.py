@@ -31,6 +31,8 @@ class Bus:
     """Every lease message in the broker's order."""
     cut_off: set[str] = field(default_factory=set)
     """Instances whose messages the broker no longer gets (and which hear nothing)."""
+    frozen: dict[str, list[ControllerLease]] = field(default_factory=dict)
+    """Instances whose loop is stalled: no ticks; what they are sent waits for them."""
 
     def join(self, lease: Lease, now_s: float) -> None:
         if all(i is not lease for i in self.instances):
@@ -44,7 +46,7 @@ class Bus:
 
     def step(self, now_s: float) -> None:
         for lease in self.instances:
-            if lease.instance in self.cut_off:
+            if lease.instance in self.cut_off or lease.instance in self.frozen:
                 continue
             message = lease.tick(now_s, 0.0)
             if message is not None:
@@ -55,8 +57,20 @@ class Bus:
             self.log.append(message)
             self.retained = message
             for lease in self.instances:
-                if lease.instance not in self.cut_off:
+                if lease.instance in self.frozen:
+                    self.frozen[lease.instance].append(message)
+                elif lease.instance not in self.cut_off:
                     lease.heard(message, now_s, retained=False)
+
+    def thaw(self, name: str, now_s: float) -> None:
+        """The stalled loop turns again: a tick first, then the backlog, in order."""
+        backlog = self.frozen.pop(name)
+        lease = next(i for i in self.instances if i.instance == name)
+        message = lease.tick(now_s, 0.0)
+        if message is not None:
+            self.in_flight.append((now_s + self.delay_s, message))
+        for heard in backlog:
+            lease.heard(heard, now_s, retained=False)
 
     def run(self, start_s: float, end_s: float) -> list[tuple[float, set[str]]]:
         """Step from ``start_s`` to ``end_s``; who was active at each step."""
@@ -119,6 +133,25 @@ def test_a_standby_takes_over_within_four_thirds_of_a_ttl_when_the_holder_goes_s
     assert all(
         "a" not in active for t, active in timeline if t >= last_renewal_s + TTL_S * FENCE_FRAC
     )
+
+
+def test_a_holder_whose_loop_stalled_wakes_up_as_a_standby_and_claims_nothing() -> None:
+    bus = Bus()
+    a, b = Lease("a", TTL_S), Lease("b", TTL_S)
+    bus.join(a, 0.0)
+    bus.run(0.0, 6.0)
+    bus.join(b, 6.0)
+    bus.run(6.0, 8.0)
+    bus.frozen["a"] = []  # a's event loop stalls (a long GC, SIGSTOP): it sends and hears nothing
+    timeline = bus.run(8.0, 14.0)
+    assert timeline[-1][1] == {"b"}
+    sent_before = len(bus.log)
+    bus.thaw("a", 14.0)  # it ticks before it reads what b sent meanwhile
+    assert not a.active(14.0)
+    timeline = bus.run(14.0, 30.0)
+    assert all(active == {"b"} for _, active in timeline)
+    assert all(m.instance == "b" for m in bus.log[sent_before:])
+    assert a.role == Role.FOLLOWING and a.holder == "b"
 
 
 def test_two_instances_that_claim_at_once_agree_on_one_and_the_other_never_commands() -> None:

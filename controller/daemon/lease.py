@@ -14,14 +14,16 @@ holder's ``ttl_s``:
 - Another instance claims the lease when it has heard no new lease message for ``T`` (since it
   connected, when what it found was the retained one), at once when the holder's status on
   ``{prefix}/controller/status`` says ``offline`` (its last will, or a clean stop), and at
-  once when the latest lease is its own (after a reconnect).
+  once when the lease the broker holds is its own (retained, after a reconnect).
 - A claimant becomes active only when its claim has come back as the latest lease *and* no
-  other lease message has followed it for ``T/3`` (the settle).  Two instances that claim at
-  once both hear both claims within milliseconds: the later claim wins, and the other has sent
-  no setpoint.
+  other lease message has followed it for ``T/3`` (the settle); another's lease heard before
+  its own claim came back does not stop it (its claim may yet be the later one).  Two
+  instances that claim at once both hear both claims within milliseconds: the later claim
+  wins, and the other has sent no setpoint.
 - The active instance stops at once when it hears another's lease, and when its own lease has
-  not come back for ``2T/3`` (it may be cut off; the others wait ``T``).  To command again it
-  claims afresh.
+  not come back for ``2T/3`` (it may be cut off, or its loop stalled; the others wait ``T``).
+  It then listens again as if it had just connected: a stalled instance that wakes up hears
+  who holds the lease now before it claims anything.
 - A live lease message under this instance's id that it did not send (or hears twice) means
   another process runs with the same ``instance_id``: this one stands down for good and says
   why.
@@ -62,7 +64,7 @@ class Role(enum.StrEnum):
     FOLLOWING = "following"
     """Another instance holds the lease."""
     CLAIMING = "claiming"
-    """This instance's claim is out, not yet heard back."""
+    """This instance's claim is out, not yet heard back (after a ttl: listening again)."""
     SETTLING = "settling"
     """The claim came back as the latest; waiting a third of the ttl for a competing one."""
     ACTIVE = "active"
@@ -139,9 +141,7 @@ class Lease:
 
     def connected(self, now_s: float) -> None:
         """A (re)connection: what the lease is must be heard again."""
-        self.role = Role.LISTENING
-        self._heard_s = now_s
-        self._claim_now = ""
+        self._listen(now_s)
 
     def disconnected(self) -> None:
         if self.role == Role.ACTIVE:
@@ -189,26 +189,38 @@ class Lease:
                 return self._claim(now_s, ts, why) if why else None
             case Role.CLAIMING:
                 if now_s - self._claim_s >= self.ttl_s:
-                    return self._claim(
-                        now_s, ts, f"the claim was not heard back in {self.ttl_s:g} s"
+                    log.warning(
+                        "controller lease: the claim was not heard back in %g s: listening again",
+                        self.ttl_s,
                     )
+                    self._listen(now_s)
             case Role.SETTLING | Role.ACTIVE:
                 if now_s - self._echo_s >= FENCE_FRAC * self.ttl_s:
                     log.warning(
-                        "controller lease: not heard back for %.1f s: setpoints stop until it "
-                        "is claimed again",
+                        "controller lease: not heard back for %.1f s: setpoints stop; listening "
+                        "again",
                         now_s - self._echo_s,
                     )
-                    return self._claim(now_s, ts, "the lease was not heard back in time")
+                    self._listen(now_s)
+                    return None
                 if self.role == Role.SETTLING and now_s >= self._settled_s:
                     self.role = Role.ACTIVE
                     self.takeovers += 1
-                    log.info("controller lease held (seq %d): this instance is active", self._seq)
+                    log.info(
+                        "controller lease held (claimed with seq %d): this instance is active",
+                        self._claim_seq,
+                    )
                 if now_s >= self._renew_s:
                     return self._send(now_s, ts)
         return None
 
     # --- internals ------------------------------------------------------------------------
+
+    def _listen(self, now_s: float) -> None:
+        """Start again as if just connected: claim only after a ttl without hearing a lease."""
+        self.role = Role.LISTENING
+        self._heard_s = now_s
+        self._claim_now = ""
 
     def _why_claim(self, now_s: float) -> str:
         if self._claim_now:
@@ -222,10 +234,13 @@ class Lease:
         return ""
 
     def _own(self, seq: int, now_s: float, *, retained: bool) -> None:
-        if retained or self.role in (Role.LISTENING, Role.FOLLOWING):
-            # the lease is still this instance's (a reconnect, or a renewal that came back
-            # after another's claim): nobody else holds it, so claim it again at once
-            self._claim_now = "the latest lease is this instance's own"
+        if self.role in (Role.LISTENING, Role.FOLLOWING):
+            if retained:
+                # after a reconnect the broker still holds this instance's lease: nobody has
+                # claimed it since, so claim it again at once
+                self._claim_now = "the broker still holds this instance's lease"
+            # a late echo of a renewal (after a stall, or another's claim): no claim on it;
+            # what follows it in the broker's order may be another's
             return
         if self.role == Role.CLAIMING and seq == self._claim_seq:
             self.role = Role.SETTLING
@@ -234,9 +249,11 @@ class Lease:
             self._echo_s = now_s
 
     def _foreign(self, holder: str) -> None:
+        if self.role == Role.CLAIMING:
+            return  # this instance's claim is still on its way: it may yet come later
         if self.role == Role.ACTIVE:
             log.warning("controller lease: taken by instance %s: setpoints stop", holder)
-        elif self.role in (Role.CLAIMING, Role.SETTLING):
+        elif self.role == Role.SETTLING:
             log.info("controller lease: instance %s claimed it after this one: standing by", holder)
         self.role = Role.FOLLOWING
         self._claim_now = ""

@@ -300,7 +300,7 @@ class Daemon:
                 )
         log.info("stopping: disconnecting")
         link_stop.set()
-        if not await _within(link, stage_s):
+        if not link.done() and not await _within(link, stage_s):
             log.warning("stopping: the broker link did not close within %g s: cut", stage_s)
             link.cancel()
         if http is not None:
@@ -420,7 +420,8 @@ class Daemon:
             if message is not None:
                 self._urgent.append(Publication(self.topics.lease(), encode(message), 1, True))
                 self._wake.set()
-        self._follow_lease(now)
+        if self.stats.connects:  # before the first connection there is nothing to follow
+            self._follow_lease(now)
 
     def _follow_lease(self, now: float) -> None:
         """The core on standby unless this instance holds the lease; on taking over, the status
@@ -506,6 +507,7 @@ class Daemon:
                 settings, self.password, default_id=f"smelter-ems-{self.instance}", will=will
             )
             self._acks = PubackWatch(client)
+            failure: Exception | None = None
             try:
                 async with client:
                     self._farewell_taken = False
@@ -513,16 +515,21 @@ class Daemon:
                         await self._serve_link(client, stop, link_log, backoff)
                     except (aiomqtt.MqttError, asyncio.CancelledError):
                         raise
-                    except Exception as exc:
+                    except Exception as exc:  # a bug: say offline, then let the daemon stop
+                        failure = exc
                         log.exception("the broker link failed")
                         await self._say_failed(client, exc)
-                        raise
                     finally:
                         if not self._farewell_taken:
                             drop_connection(client)  # the broker publishes the last will
             except aiomqtt.MqttError as exc:
-                link_log.down(exc)
-                await sleep_unless_stopped(stop, backoff.next_delay_s())
+                if failure is None:
+                    self.lease.disconnected()
+                    self._follow_lease(self._monotonic())
+                    link_log.down(exc)
+                    await sleep_unless_stopped(stop, backoff.next_delay_s())
+            if failure is not None:
+                raise failure
 
     async def _serve_link(
         self,
@@ -559,20 +566,21 @@ class Daemon:
             await self._publish_pending(client)
         finally:
             self.stats.connected = False
-            if not stop.is_set():  # a stop ends the lease with the `offline` status
-                self.lease.disconnected()
-                self._follow_lease(self._monotonic())
 
     async def _say_failed(self, client: aiomqtt.Client, exc: Exception) -> None:
         """The link failed (a bug): try to say ``offline`` with the reason before the connection
         goes; if the broker does not take it, the connection is dropped and the will says it."""
-        now = self._monotonic()
-        self._farewell = self._offline_status(now, f"controller failed: {_said(exc)}")
-        self._pending.appendleft(self._farewell)
+        farewell = self._offline_status(self._monotonic(), f"controller failed: {_said(exc)}")
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self._publish_pending(client), self.config.controller.shutdown_stage_s
+            out = self._routed(farewell) or farewell  # a status is never held back
+            await client.publish(
+                out.topic,
+                out.payload,
+                qos=out.qos,
+                retain=out.retain,
+                timeout=self.config.controller.shutdown_stage_s,
             )
+            self._farewell_taken = self._acks is None or self._acks.take() is None
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         core = self.core

@@ -34,12 +34,14 @@ class Trouble:
         conditions: Conditions,
         *,
         cleared: str,
+        failures_are: str = "failed attempts",
         uncontrolled: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.cleared = cleared
         """What the recovery line says, e.g. "the state file is written again"."""
+        self.failures_are = failures_are
         self.uncontrolled = uncontrolled
         self.failures = 0
         """Failed attempts, all told."""
@@ -70,10 +72,11 @@ class Trouble:
         if self._since_s is None:
             return
         log.info(
-            "%s after %.1f s (%d failed attempts)",
+            "%s after %.1f s (%d %s)",
             self.cleared,
             self._monotonic() - self._since_s,
             self._attempts,
+            self.failures_are,
         )
         self._conditions.condition(self.name, None)
         self._since_s = None
@@ -106,6 +109,7 @@ class Refusals:
                 f"broker_refuses_{kind}",
                 conditions,
                 cleared=f"the broker takes {kind} again",
+                failures_are="refused",
                 uncontrolled=kind == "setpoints",
                 monotonic=monotonic,
             )
