@@ -13,14 +13,16 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 from daemon_helpers import cli, config_file, new_prefix, simulator, stop_process, watcher
 from mosquitto import MosquittoBroker
 
-from wire import ControllerLease, ControllerStatus, PotlineSetpoint, PowerSetpoint
+from wire import ControllerLease, ControllerStatus, PotlineSetpoint, PowerSetpoint, decode
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -71,11 +73,33 @@ def _setpoint(topic: str, payload: object) -> bool:
     return isinstance(payload, PotlineSetpoint | PowerSetpoint)
 
 
+def _status_of(instance: str, *states: str) -> Callable[[str, object], bool]:
+    def match(topic: str, payload: object) -> bool:
+        return (
+            topic.endswith("/controller/status")
+            and isinstance(payload, ControllerStatus)
+            and payload.instance == instance
+            and payload.state.value in states
+        )
+
+    return match
+
+
+async def _retained_status(broker: MosquittoBroker, prefix: str) -> ControllerStatus:
+    async with aiomqtt.Client(broker.host, broker.port, timeout=5) as client:
+        await client.subscribe(f"{prefix}/controller/status", qos=1)
+        async with asyncio.timeout(5.0):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                return decode("status", message.payload, ControllerStatus)
+    raise AssertionError("no retained status")
+
+
 async def test_two_daemons_one_active_the_other_takes_over_and_setpoints_never_interleave(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     prefix = new_prefix()
-    ports = {name: _free_port() for name in ("a", "b")}
+    ports = {name: _free_port() for name in ("a", "b")}  # a third instance comes later
 
     def start(name: str) -> subprocess.Popen[bytes]:
         directory = tmp_path / name
@@ -150,6 +174,24 @@ async def test_two_daemons_one_active_the_other_takes_over_and_setpoints_never_i
             took_s = time.monotonic() - killed_s
             print(f"took over from a killed instance in {took_s:.2f} s")
             assert took_s <= WILL_TAKEOVER_S
+            for _ in range(10):
+                await w.wait_for(_setpoint, after=len(w.seen))
+
+            # a third instance comes (as systemd restarts the killed one): it stays standby; it
+            # dies too, and its last will says offline on the controller's status topic, which
+            # the active instance answers at once with its own status
+            ports["c"] = _free_port()
+            procs["c"] = start("c")
+            body = await _until_healthz(ports["c"], state="standby")
+            third_id = body["lease"]["instance"]
+            assert body["lease"]["holder"] == active_id
+            at = len(w.seen)
+            procs["c"].kill()
+            procs["c"].wait(10)
+            await w.wait_for(_status_of(third_id, "offline"), after=at)
+            _, back = await w.wait_for(_status_of(active_id, "running", "degraded"), after=at)
+            retained = await _retained_status(broker, prefix)
+            assert retained.instance == active_id and retained.state == back.state
             for _ in range(10):
                 await w.wait_for(_setpoint, after=len(w.seen))
         finally:

@@ -7,10 +7,14 @@ between real processes through Mosquitto is in tests/test_daemon_lease.py.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 
+import msgspec
 import pytest
 
+from controller.config import ControllerSection
 from controller.daemon.lease import FENCE_FRAC, SETTLE_FRAC, Lease, Role
 from wire import ControllerLease
 
@@ -248,3 +252,18 @@ def test_whatever_the_delay_no_two_instances_are_ever_active_together(delay_s: f
     timeline += bus.run(30.0, 45.0)
     assert all(len(active) <= 1 for _, active in timeline)
     assert len(timeline[-1][1]) == 1
+
+
+def test_the_default_instance_id_is_the_host_and_the_pid_cut_to_a_valid_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "plant 7/ems.example.com" + "x" * 80)
+    instance = ControllerSection().resolved_instance_id
+    assert instance.endswith(f"-{os.getpid()}") and len(instance) <= 64
+    assert instance.startswith("plant-7-ems.example.com")
+    # a valid name on the wire (the codec checks the pattern when it decodes)
+    assert msgspec.json.decode(
+        msgspec.json.encode(ControllerLease(ts=0.0, instance=instance, seq=1, ttl_s=TTL_S)),
+        type=ControllerLease,
+    )
+    assert ControllerSection(instance_id="ems-a").resolved_instance_id == "ems-a"
