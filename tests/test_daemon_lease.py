@@ -19,7 +19,18 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from daemon_helpers import cli, config_file, new_prefix, simulator, stop_process, watcher
+from daemon_helpers import LEASE_TTL_S as IN_PROCESS_LEASE_TTL_S
+from daemon_helpers import (
+    cli,
+    config_file,
+    controller,
+    daemon_config,
+    make_plant,
+    new_prefix,
+    simulator,
+    stop_process,
+    watcher,
+)
 from mosquitto import MosquittoBroker
 
 from wire import ControllerLease, ControllerStatus, PotlineSetpoint, PowerSetpoint, decode
@@ -210,3 +221,34 @@ async def test_two_daemons_one_active_the_other_takes_over_and_setpoints_never_i
     assert [p.seq for p in leases] == sorted(p.seq for p in leases)
     holders = [k for k, _ in itertools.groupby(p.instance for p in leases)]
     assert holders[-3:] == [active_id, standby_id, active_id]
+
+
+async def test_after_a_broker_restart_the_daemon_takes_control_only_once_it_hears_the_plant(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The broker restarts while the plant's link is down: the daemon reconnects first.  It
+    must not take control with the plant time of before the outage (its setpoints would be
+    stamped, and expire, in the past): it claims the lease once it hears the plant again."""
+    prefix = new_prefix()
+    plant = make_plant(prefix)
+    async with controller(daemon_config(broker, prefix, tmp_path / "s.json")) as d:
+        async with (
+            simulator(broker, prefix, speed=300.0, plant=plant),
+            watcher(broker, prefix, "command/#") as w,
+        ):
+            await w.wait_for(_setpoint)
+        stopped_at_s = plant.now_s
+        broker.stop()
+        broker.start()
+        async with watcher(broker, prefix, "command/#") as w:
+            async with asyncio.timeout(30.0):
+                while not (d.stats.connected and d.stats.connects == 2):
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(3 * IN_PROCESS_LEASE_TTL_S)  # long past 4/3 of a ttl: no claim
+            assert not any(_setpoint(t, p) for t, p in w.seen)
+            status = d.core.status()
+            assert status.state.value == "standby"
+            assert status.reasons[0].endswith("waiting to hear the plant")
+            async with simulator(broker, prefix, speed=300.0, plant=plant):
+                _, sp = await w.wait_for(_setpoint)
+            assert sp.ts >= stopped_at_s

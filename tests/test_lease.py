@@ -37,6 +37,8 @@ class Bus:
     """Instances whose messages the broker no longer gets (and which hear nothing)."""
     frozen: dict[str, list[ControllerLease]] = field(default_factory=dict)
     """Instances whose loop is stalled: no ticks; what they are sent waits for them."""
+    deaf: set[str] = field(default_factory=set)
+    """Instances that have not heard the plant since they connected: they may not claim."""
 
     def join(self, lease: Lease, now_s: float) -> None:
         if all(i is not lease for i in self.instances):
@@ -52,7 +54,7 @@ class Bus:
         for lease in self.instances:
             if lease.instance in self.cut_off or lease.instance in self.frozen:
                 continue
-            message = lease.tick(now_s, 0.0)
+            message = lease.tick(now_s, 0.0, may_claim=lease.instance not in self.deaf)
             if message is not None:
                 self.in_flight.append((now_s + self.delay_s, message))
         due = [m for t, m in self.in_flight if t <= now_s]
@@ -222,6 +224,20 @@ def test_after_a_reconnect_an_instance_whose_lease_it_still_is_claims_it_again_a
     assert _first_active(timeline, "a") <= 7.0 + TTL_S * SETTLE_FRAC + 0.2
 
 
+def test_an_instance_claims_only_once_it_has_heard_the_plant() -> None:
+    """A daemon that has just reconnected would take over with the plant time of before the
+    outage: the claim waits for telemetry."""
+    bus = Bus()
+    a = Lease("a", TTL_S)
+    bus.deaf.add("a")
+    bus.join(a, 0.0)
+    assert all(not active for _, active in bus.run(0.0, 10.0))
+    assert bus.log == [] and a.reason.endswith("waiting to hear the plant")
+    bus.deaf.clear()
+    timeline = bus.run(10.0, 12.0)
+    assert _first_active(timeline, "a") <= 10.0 + TTL_S * SETTLE_FRAC + 0.2
+
+
 def test_an_instance_whose_id_another_process_uses_never_commands() -> None:
     bus = Bus()
     a = Lease("same", TTL_S)
@@ -233,6 +249,9 @@ def test_an_instance_whose_id_another_process_uses_never_commands() -> None:
     assert twin.role == Role.DUPLICATE and "instance_id" in twin.reason
     assert all(not twin.active(t) for t, _ in timeline)
     assert a.active(30.0 - STEP_S)
+    twin.disconnected()
+    bus.join(twin, 30.0)  # a reconnect does not make it forget
+    assert twin.role == Role.DUPLICATE
 
 
 @pytest.mark.parametrize("delay_s", [0.01, 0.3])

@@ -24,6 +24,8 @@ holder's ``ttl_s``:
   not come back for ``2T/3`` (it may be cut off, or its loop stalled; the others wait ``T``).
   It then listens again as if it had just connected: a stalled instance that wakes up hears
   who holds the lease now before it claims anything.
+- An instance claims only once it has heard the plant since it connected: one that has just
+  reconnected would otherwise take over with the plant time of before the outage.
 - A live lease message under this instance's id that it did not send (or hears twice) means
   another process runs with the same ``instance_id``: this one stands down for good and says
   why.
@@ -102,6 +104,8 @@ class Lease:
         """Instances whose latest status said ``offline`` (its will, or a clean stop)."""
         self._sent: deque[int] = deque(maxlen=_REMEMBERED)
         self._echoed: deque[int] = deque(maxlen=_REMEMBERED)
+        self._held_back = False
+        """A claim is due, but this instance cannot control yet."""
 
     # --- what the daemon asks -----------------------------------------------------------
 
@@ -115,6 +119,8 @@ class Lease:
         match self.role:
             case Role.OFFLINE:
                 return "not connected to the broker"
+            case Role.LISTENING | Role.FOLLOWING if self._held_back:
+                return "no other instance is the active controller; waiting to hear the plant"
             case Role.LISTENING:
                 return (
                     f"waiting up to {self.ttl_s:g} s to hear whether another instance is the "
@@ -141,7 +147,8 @@ class Lease:
 
     def connected(self, now_s: float) -> None:
         """A (re)connection: what the lease is must be heard again."""
-        self._listen(now_s)
+        if self.role != Role.DUPLICATE:
+            self._listen(now_s)
 
     def disconnected(self) -> None:
         if self.role == Role.ACTIVE:
@@ -180,13 +187,16 @@ class Lease:
         else:
             self._offline.discard(instance)
 
-    def tick(self, now_s: float, ts: float) -> ControllerLease | None:
+    def tick(self, now_s: float, ts: float, *, may_claim: bool = True) -> ControllerLease | None:
         """Time passes: the lease message to publish now (a claim or a renewal), or None.
-        ``ts``: plant time for the message's ``ts``."""
+        ``ts``: plant time for the message's ``ts``; ``may_claim``: whether this instance could
+        control now (the daemon: it has heard the plant since it connected), else a claim that
+        is due waits for it."""
         match self.role:
             case Role.LISTENING | Role.FOLLOWING:
                 why = self._why_claim(now_s)
-                return self._claim(now_s, ts, why) if why else None
+                self._held_back = bool(why) and not may_claim
+                return self._claim(now_s, ts, why) if why and may_claim else None
             case Role.CLAIMING:
                 if now_s - self._claim_s >= self.ttl_s:
                     log.warning(
@@ -221,6 +231,7 @@ class Lease:
         self.role = Role.LISTENING
         self._heard_s = now_s
         self._claim_now = ""
+        self._held_back = False
 
     def _why_claim(self, now_s: float) -> str:
         if self._claim_now:
@@ -273,6 +284,7 @@ class Lease:
         log.info("controller lease: claiming it (seq %d): %s", self._seq + 1, why)
         self.role = Role.CLAIMING
         self._claim_now = ""
+        self._held_back = False
         self._claim_s = now_s
         message = self._send(now_s, ts)
         self._claim_seq = message.seq

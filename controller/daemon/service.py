@@ -158,6 +158,8 @@ class Daemon:
         self._farewell_taken = False
         self._ready: Callable[[], None] | None = None
         """Called once, at the first connection (systemd's READY=1)."""
+        self._connected_s = 0.0
+        """When the present connection began (wall, monotonic)."""
         self._wake = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solver")
         self._solving: asyncio.Future[Schedule] | None = None
@@ -416,7 +418,10 @@ class Daemon:
 
     def _tick_lease(self, now: float) -> None:
         if self.stats.connected:
-            message = self.lease.tick(now, self.core.clock.extrapolated_s(now) or 0.0)
+            clock = self.core.clock
+            heard_plant = clock.now_s is not None and clock.wall_at_now_s >= self._connected_s
+            ts = clock.extrapolated_s(now) or 0.0
+            message = self.lease.tick(now, ts, may_claim=heard_plant)
             if message is not None:
                 self._urgent.append(Publication(self.topics.lease(), encode(message), 1, True))
                 self._wake.set()
@@ -553,7 +558,8 @@ class Daemon:
         backoff.reset()
         self.stats.connected = True
         self.stats.connects += 1
-        self.lease.connected(self._monotonic())
+        self._connected_s = self._monotonic()
+        self.lease.connected(self._connected_s)
         self._follow_lease(self._monotonic())
         self.core.force_status()
         self._pending.extend(self._retained.values())
