@@ -195,6 +195,8 @@ class Lease:
         match self.role:
             case Role.LISTENING | Role.FOLLOWING:
                 why = self._why_claim(now_s)
+                if why and not may_claim and not self._held_back:
+                    log.info("controller lease: %s; claiming it once the plant is heard", why)
                 self._held_back = bool(why) and not may_claim
                 return self._claim(now_s, ts, why) if why and may_claim else None
             case Role.CLAIMING:
