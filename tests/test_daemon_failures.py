@@ -89,7 +89,7 @@ async def test_a_daemon_that_dies_of_a_bug_leaves_the_status_offline(
             if where == "receiving":
                 daemon.core.on_message = _raises(bug)  # type: ignore[method-assign]
             elif where == "publishing":
-                daemon._routed = _raises(bug)  # type: ignore[method-assign]
+                daemon.outbound.route = _raises(bug)  # type: ignore[method-assign]
             else:
                 daemon.core.tick = _raises(bug)  # type: ignore[method-assign]
             with pytest.raises(RuntimeError, match=bug):

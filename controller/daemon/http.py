@@ -113,7 +113,7 @@ class DaemonCollector(Collector):
         yield CounterMetricFamily(
             "smelter_setpoints_withheld",
             "Setpoints not published because this instance did not hold the lease then",
-            value=d.stats.withheld_setpoints,
+            value=d.outbound.withheld_setpoints,
         )
         failures = CounterMetricFamily(
             "smelter_file_write_failures",

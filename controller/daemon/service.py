@@ -11,8 +11,8 @@ Tasks, all on one event loop::
 
 Only the instance that holds the controller lease (:mod:`.lease`) sends setpoints, the plan and
 the controller's status; another instance's core is on standby, and its status goes to its own
-topic.  What leaves for the broker is checked again as it is published: a setpoint goes out
-only while this instance holds the lease, stamped with its ``instance``.  A publication the
+topic.  What leaves for the broker is routed as it is published (:mod:`.outbound`): a setpoint
+goes out only while this instance holds the lease, stamped with its ``instance``.  A publication the
 broker refuses (MQTT 5 PUBACK reason code, :mod:`.paho_hooks`) and a state file that cannot be
 written are lasting troubles (:mod:`.troubles`) in the status.  The broker must end up with the
 status ``offline`` however the daemon ends: the connection closes cleanly only once the
@@ -50,6 +50,7 @@ from controller.core.ports import PlanJob, Publication
 from controller.daemon import persist
 from controller.daemon.http import serve_http
 from controller.daemon.lease import Lease
+from controller.daemon.outbound import Outbound
 from controller.daemon.paho_hooks import PubackWatch, drop_connection
 from controller.daemon.troubles import Refusals, Trouble
 from controller.planner.types import PlantState, Schedule
@@ -105,8 +106,6 @@ class LinkStats:
     connects: int = 0
     dropped_publications: int = 0
     published: int = 0
-    withheld_setpoints: int = 0
-    """Setpoints not published because this instance did not hold the lease at that moment."""
     started_wall_s: float = field(default_factory=time.monotonic)
     last_tick_wall_s: float = field(default_factory=time.monotonic)
 
@@ -145,6 +144,7 @@ class Daemon:
         self._monotonic = monotonic
         self.instance = config.controller.resolved_instance_id
         self.lease = Lease(self.instance, config.controller.lease_ttl_s)
+        self.outbound = Outbound(self.topics, self.instance)
         self.refusals = Refusals(self.core, config.mqtt.username, monotonic=monotonic)
         self._pending: deque[Publication] = deque()
         self._urgent: deque[Publication] = deque()
@@ -578,7 +578,7 @@ class Daemon:
         goes; if the broker does not take it, the connection is dropped and the will says it."""
         farewell = self._offline_status(self._monotonic(), f"controller failed: {_said(exc)}")
         with contextlib.suppress(Exception):
-            out = self._routed(farewell) or farewell  # a status is never held back
+            out = self.outbound.route(farewell, active=self.is_active) or farewell
             await client.publish(
                 out.topic,
                 out.payload,
@@ -612,7 +612,7 @@ class Daemon:
     async def _publish_pending(self, client: aiomqtt.Client) -> None:
         while self._urgent or self._pending:
             pub = (self._urgent or self._pending).popleft()
-            out = self._routed(pub)
+            out = self.outbound.route(pub, active=self.is_active)
             if out is None:
                 continue
             self._in_flight = pub
@@ -632,53 +632,9 @@ class Daemon:
                 self._in_flight = None
             self.stats.published += 1
             refused = self._acks.take() if self._acks is not None else None
-            self.refusals.outcome(self._kind(pub.topic), out.topic, refused)
+            self.refusals.outcome(self.outbound.kind(pub.topic), out.topic, refused)
             if pub is self._farewell and refused is None:
                 self._farewell_taken = True
-
-    def _routed(self, pub: Publication) -> Publication | None:
-        """What ``pub`` becomes as it leaves, by this instance's role: setpoints only from the
-        lease holder, stamped with its ``instance``; its status on the controller's topic when
-        it holds the lease, else on its own; the plan only from the lease holder."""
-        topic = pub.topic
-        active = self.lease.active(self._monotonic())
-        if topic.startswith(self._command_prefix):
-            if not active:
-                self.stats.withheld_setpoints += 1
-                return None
-            return Publication(topic, self._stamped(topic, pub.payload), pub.qos, pub.retain)
-        if topic == self.topics.status():
-            stamped = self._stamped(topic, pub.payload)
-            if active:
-                return Publication(topic, stamped, pub.qos, retain=True)
-            return Publication(self.topics.instance_status(self.instance), stamped, pub.qos)
-        if topic == self.topics.plan() and not active:
-            return None  # kept in _retained, sent on taking over
-        return pub
-
-    @property
-    def _command_prefix(self) -> str:
-        return f"{self.topics.prefix}/command/"
-
-    def _stamped(self, topic: str, payload: bytes) -> bytes:
-        parsed = self.topics.parse(topic)
-        if parsed is None:
-            return payload
-        decoded: msgspec.Struct = decode(parsed.kind, payload)
-        if isinstance(decoded, PotlineSetpoint | PowerSetpoint | ControllerStatus):
-            return encode(msgspec.structs.replace(decoded, instance=self.instance))
-        return payload
-
-    def _kind(self, topic: str) -> str:
-        if topic.startswith(self._command_prefix):
-            return "setpoints"
-        if topic == self.topics.status():
-            return "status"
-        if topic == self.topics.plan():
-            return "plan"
-        if topic == self.topics.lease():
-            return "lease"
-        return "other"
 
 
 def _said(exc: BaseException) -> str:

@@ -16,6 +16,8 @@ from typing import Protocol
 
 from paho.mqtt.reasoncodes import ReasonCode
 
+from controller.daemon.outbound import KINDS
+
 log = logging.getLogger(__name__)
 
 
@@ -84,9 +86,6 @@ class Trouble:
         self._reason = ""
 
 
-REFUSED_KINDS = ("setpoints", "status", "plan", "lease", "other")
-
-
 class Refusals:
     """Publications the broker refused (MQTT 5 PUBACK reason code ≥ 0x80), by kind of topic.
 
@@ -113,7 +112,7 @@ class Refusals:
                 uncontrolled=kind == "setpoints",
                 monotonic=monotonic,
             )
-            for kind in REFUSED_KINDS
+            for kind in KINDS
         }
 
     def outcome(self, kind: str, topic: str, refused: ReasonCode | None) -> None:
