@@ -11,6 +11,8 @@ names the key, the value and the reason).  Every key is documented in
 from __future__ import annotations
 
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,12 +62,28 @@ class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     """``/healthz`` and ``/metrics``; 0 turns the endpoint off."""
     shutdown_stage_s: Annotated[float, msgspec.Meta(gt=0.0, le=60.0)] = 5.0
     """Time allowed to each stage of a shutdown."""
+    instance_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
+    """This instance's name on the broker (the lease, its status, its setpoints); unique per
+    process.  Empty: ``HOSTNAME-PID``."""
+    lease_ttl_s: Annotated[float, msgspec.Meta(ge=2.0, le=300.0)] = 10.0
+    """Only the instance that holds the lease sends setpoints; it renews it every third of this
+    (wall seconds), and another instance takes over once it has heard no renewal for this long
+    (docs/operations.md, One active controller)."""
 
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.validity_s:
             raise ValueError("heartbeat_s: must be shorter than validity_s, or setpoints expire")
         if self.cycle_min * 60.0 > self.validity_s * 4:
             raise ValueError("cycle_min: longer than four validity periods")
+
+    @property
+    def resolved_instance_id(self) -> str:
+        """``instance_id``, or ``HOSTNAME-PID`` (the host name cut and cleaned to fit)."""
+        if self.instance_id:
+            return self.instance_id
+        pid = str(os.getpid())
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[: 63 - len(pid)]
+        return f"{host or 'smelter-ems'}-{pid}"
 
     @property
     def resolved_state_file(self) -> Path:

@@ -45,6 +45,39 @@ def broker(mosquitto: MosquittoBroker) -> MosquittoBroker:
     return mosquitto
 
 
+def controller_acl(prefix: str, *, allow_commands: bool) -> str:
+    """The ACL of a plant whose controller may read the plant's topics and write its own
+    (``controller/#``), but ``command/#`` only when ``allow_commands``; the plant may do
+    anything under the prefix."""
+    commands = f"topic write {prefix}/command/#\n" if allow_commands else ""
+    return (
+        f"user controller\ntopic read {prefix}/telemetry/#\ntopic read {prefix}/forecast/#\n"
+        f"topic read {prefix}/plant/#\ntopic readwrite {prefix}/controller/#\n{commands}\n"
+        f"user plant\ntopic readwrite {prefix}/#\n"
+    )
+
+
+@pytest.fixture
+def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    """A broker of its own that takes only the users ``controller`` and ``plant`` (passwords in
+    ``.users``), with :func:`controller_acl` for the topic prefix ``acl``: the controller may
+    not publish ``acl/command/#``."""
+    executable = find_mosquitto()
+    if executable is None:
+        _missing_service("mosquitto is not installed (apt-get install mosquitto)")
+    broker = MosquittoBroker(
+        executable,
+        tmp_path_factory.mktemp("mosquitto-acl"),
+        users={"controller": "c-secret", "plant": "p-secret"},
+        acl=controller_acl("acl", allow_commands=False),
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 # --- VictoriaMetrics: the time-series server the InfluxDB writer is tested against ----------
 
 from victoria import VictoriaMetrics, find_victoria_metrics  # noqa: E402

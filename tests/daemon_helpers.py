@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,6 +18,7 @@ from mosquitto import MosquittoBroker
 
 from controller.config import ControllerSection, DaemonConfig
 from controller.daemon.service import Daemon
+from controller.sitefile import site_toml
 from harness.site_from_scenario import site_from_scenario
 from simulator import bridge
 from simulator.config import SimulatorConfig, SimulatorSection
@@ -26,6 +30,9 @@ from wire.link import MqttSettings
 SCENARIO = load_scenario("yunnan-hydro-solar")
 WAIT_S = 30.0
 """Upper bound for what a test waits for; a passing test sees it far sooner."""
+LEASE_TTL_S = 2.0
+"""The in-process daemons' lease: a lone daemon waits this long (and a third of it) before it
+takes control, which at 600x is 27 plant-minutes; the default 10 s would be over two hours."""
 
 
 def new_prefix() -> str:
@@ -37,10 +44,14 @@ def mqtt(broker: MosquittoBroker, prefix: str) -> MqttSettings:
 
 
 def sim_config(
-    broker: MosquittoBroker, prefix: str, speed: float, seed: int = 1
+    broker: MosquittoBroker,
+    prefix: str,
+    speed: float,
+    seed: int = 1,
+    settings: MqttSettings | None = None,
 ) -> SimulatorConfig:
     return SimulatorConfig(
-        mqtt=mqtt(broker, prefix),
+        mqtt=settings if settings is not None else mqtt(broker, prefix),
         simulator=SimulatorSection(scenario=SCENARIO.name, seed=seed, speed=speed),
     )
 
@@ -51,13 +62,18 @@ def make_plant(prefix: str, seed: int = 1, scenario: Scenario = SCENARIO) -> Pla
 
 @contextlib.asynccontextmanager
 async def simulator(
-    broker: MosquittoBroker, prefix: str, *, speed: float, plant: Plant | None = None
+    broker: MosquittoBroker,
+    prefix: str,
+    *,
+    speed: float,
+    plant: Plant | None = None,
+    settings: MqttSettings | None = None,
 ) -> AsyncIterator[Plant]:
+    """The simulator's bridge on the loop; ``settings``: its ``[mqtt]`` (default: anonymous)."""
     plant = plant if plant is not None else make_plant(prefix)
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        bridge.serve(sim_config(broker, prefix, speed), SCENARIO, stop=stop, plant=plant)
-    )
+    config = sim_config(broker, prefix, speed, settings=settings)
+    task = asyncio.create_task(bridge.serve(config, SCENARIO, stop=stop, plant=plant))
     try:
         yield plant
     finally:
@@ -68,6 +84,7 @@ async def simulator(
 def daemon_config(
     broker: MosquittoBroker, prefix: str, state_file: Path, **ctl: Any
 ) -> DaemonConfig:
+    ctl.setdefault("lease_ttl_s", LEASE_TTL_S)
     return DaemonConfig(
         mqtt=mqtt(broker, prefix),
         controller=ControllerSection(state_file=str(state_file), http_port=0, **ctl),
@@ -142,3 +159,67 @@ async def publish(
 ) -> None:
     async with aiomqtt.Client(broker.host, broker.port, timeout=5) as client:
         await client.publish(topic, payload, qos=1, retain=retain)
+
+
+# --- the daemon and the simulator as processes ----------------------------------------------
+
+
+def config_file(
+    broker: MosquittoBroker,
+    prefix: str,
+    directory: Path,
+    points: Path,
+    *,
+    simulator_speed: float | None = None,
+    controller: dict[str, str | float] | None = None,
+) -> Path:
+    """A config file for ``run`` in ``directory`` (the scenario's site as a site file, the state
+    file beside it, points logged to files in ``points``, and the ``[controller]`` keys of
+    ``controller``), and for ``simulate`` of that scenario when ``simulator_speed`` is given."""
+    site, config = directory / "site.toml", directory / "smelter-ems.toml"
+    directory.mkdir(parents=True, exist_ok=True)
+    site.write_text(site_toml(site_from_scenario(SCENARIO)), encoding="utf-8")
+    simulator = (
+        f'[simulator]\nscenario = "{SCENARIO.name}"\nspeed = {simulator_speed}\n'
+        if simulator_speed is not None
+        else ""
+    )
+    keys = {"http_port": 0, **(controller or {})}
+    more = "".join(
+        f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n" for k, v in keys.items()
+    )
+    config.write_text(
+        f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\nkeepalive_s = 5\n'
+        f'{simulator}[controller]\nsite = "{site}"\n{more}'
+        f'state_file = "{directory / "state.json"}"\n'
+        f'[influx]\nfiles_dir = "{points}"\nflush_interval_s = 0.2\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+async def log_says(path: Path, text: str, timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not path.exists() or text not in path.read_text(encoding="utf-8"):
+            await asyncio.sleep(0.05)
+
+
+def cli(directory: Path, *argv: str) -> subprocess.Popen[bytes]:
+    """``smelter-ems ARGV`` as a process, its stderr in ``directory/{ARGV[0]}.log``."""
+    with open(directory / f"{argv[0]}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "smelter_ems.cli", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, and its exit code; killed (code -9) if it has not stopped within 30 s."""
+    process.terminate()
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

@@ -1,7 +1,9 @@
 """A real Mosquitto broker for tests, on a free loopback port with a generated config.
 
 The broker can be stopped and started again on the same port, so tests can take it away
-under a connected client and bring it back.
+under a connected client and bring it back.  With ``users`` it takes only those users (a
+password file made by ``mosquitto_passwd``) and applies an ACL file, which a test may rewrite
+and have the broker read again (:meth:`MosquittoBroker.reload`, SIGHUP).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -41,14 +45,27 @@ def _accepts_connections(host: str, port: int) -> bool:
 class MosquittoBroker:
     """One mosquitto process with its config and log in ``workdir``."""
 
-    def __init__(self, executable: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        executable: str,
+        workdir: Path,
+        *,
+        users: Mapping[str, str] | None = None,
+        acl: str = "",
+    ) -> None:
         self.executable = executable
         self.host = HOST
         self.port = _free_port()
         self.workdir = workdir
         self.config_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
+        self.acl_path = workdir / "acl"
+        self.users = dict(users or {})
+        """User → password; empty: anonymous clients, no ACL."""
         self._process: subprocess.Popen[bytes] | None = None
+        if self.users:
+            self._write_passwords()
+            self.acl_path.write_text(acl, encoding="utf-8")
         self.config_path.write_text(self._config_text(), encoding="utf-8")
 
     @property
@@ -59,10 +76,39 @@ class MosquittoBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def _write_passwords(self) -> None:
+        passwd = shutil.which("mosquitto_passwd") or shutil.which(
+            "mosquitto_passwd", path=_SBIN_DIRS
+        )
+        if passwd is None:
+            raise RuntimeError("mosquitto_passwd not found (it comes with mosquitto)")
+        path = self.workdir / "passwords"
+        for i, (user, password) in enumerate(self.users.items()):
+            create = ["-c"] if i == 0 else []
+            subprocess.run([passwd, *create, "-b", str(path), user, password], check=True)
+
+    def write_acl(self, acl: str) -> None:
+        """Replace the ACL file (it takes effect at :meth:`reload`)."""
+        self.acl_path.write_text(acl, encoding="utf-8")
+
+    def reload(self) -> None:
+        """SIGHUP: the broker reads its password and ACL files again."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
+
     def _config_text(self) -> str:
+        access = (
+            [
+                "allow_anonymous false",
+                f"password_file {self.workdir / 'passwords'}",
+                f"acl_file {self.acl_path}",
+            ]
+            if self.users
+            else ["allow_anonymous true"]
+        )
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            *access,
             "persistence false",
             f"log_dest file {self.log_path}",
             "log_type error",

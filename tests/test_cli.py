@@ -41,6 +41,11 @@ def test_check_config_says_when_run_will_need_a_site(
         ("[influxx]\nurl = 'x'\n", "key 'influxx': unknown table"),
         ("[planner]\nfar_step_min = 7\n", "key 'planner.far_step_min' = 7: must divide a day"),
         ("[planner]\nstep_min = 30\nfar_step_min = 20\n", "must not be shorter than step_min"),
+        (
+            "[controller]\nlease_ttl_s = 0.5\n",
+            "key 'controller.lease_ttl_s' = 0.5: Expected `float` >= 2.0",
+        ),
+        ("[controller]\ninstance_id = 'ems a'\n", "key 'controller.instance_id' = 'ems a'"),
     ],
 )
 def test_check_config_names_key_value_reason(

@@ -31,6 +31,8 @@ T = c.Topics()
         (T.bess_setpoint("b1"), "bess_setpoint", "b1"),
         (T.captive_setpoint("c1"), "captive_setpoint", "c1"),
         (T.status(), "status", ""),
+        (T.instance_status("ems-a"), "instance_status", "ems-a"),
+        (T.lease(), "lease", ""),
         (T.plan(), "plan", ""),
         (T.mode(), "mode", ""),
     ],
@@ -65,6 +67,20 @@ def test_encode_decode_round_trip() -> None:
         ts=1.0, current_ka=380.0, valid_until=900.0, plan_id="p1", source=c.Source.MPC
     )
     assert c.decode("potline_setpoint", c.encode(sp)) == sp
+
+
+def test_the_instance_field_is_optional_and_says_whose_setpoint_it_is() -> None:
+    """Setpoints and statuses from a sender that does not name itself still decode."""
+    old = c.decode("potline_setpoint", b'{"ts": 1, "current_ka": 380, "valid_until": 900}')
+    assert old.instance == ""  # type: ignore[attr-defined]
+    sp = c.PowerSetpoint(ts=1.0, power_mw=-20.0, valid_until=900.0, instance="ems-b")
+    assert c.decode("bess_setpoint", c.encode(sp)) == sp
+    with pytest.raises(c.PayloadError):
+        c.decode("status", b'{"ts": 1, "state": "running", "instance": "a b"}')
+    lease = c.ControllerLease(ts=1.0, instance="ems-a", seq=7, ttl_s=10.0)
+    assert c.decode("lease", c.encode(lease)) == lease
+    with pytest.raises(c.PayloadError, match="out_of_range"):
+        c.decode("lease", b'{"ts": 1, "instance": "ems-a", "seq": 0, "ttl_s": 10}')
 
 
 GOOD = {"ts": 1.0, "current_ka": 380.0, "valid_until": 900.0}

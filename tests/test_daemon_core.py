@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import math
+import os
 from pathlib import Path
 
 import msgspec
@@ -659,6 +661,93 @@ async def test_a_stop_whose_setpoints_cannot_go_out_says_what_it_leaves(
     daemon.stats.connected = False
     await daemon._wait_sent(0.1)
     assert "broker not connected: 2 setpoints, 1 status unsent" in caplog.records[-1].getMessage()
+
+
+# --- the disk fills up -------------------------------------------------------------------------
+
+
+def _daemon_with_telemetry(state_file: Path) -> Daemon:
+    config = DaemonConfig(
+        mqtt=MqttSettings(topic_prefix=TOPICS.prefix),
+        controller=ControllerSection(state_file=str(state_file)),
+    )
+    daemon = Daemon(config, SITE)
+    _feed(daemon.core, T0, 0.0)
+    _plan(daemon.core)
+    return daemon
+
+
+async def test_a_full_disk_is_logged_once_said_in_the_status_and_leaves_no_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = _daemon_with_telemetry(tmp_path / "state.json")
+    await daemon._save_state(0.0)
+    await daemon._save_forecasters()
+    state, forecasters = daemon.state_path, daemon.forecasters_path
+    before = state.read_bytes(), forecasters.read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    caplog.set_level(logging.INFO, logger="controller.daemon.troubles")
+    monkeypatch.setattr(os, "fsync", full)  # every write now fails as a full disk does
+    for _ in range(5):
+        await daemon._save_state(1.0)
+        await daemon._save_forecasters()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([state.name, forecasters.name])
+    assert (state.read_bytes(), forecasters.read_bytes()) == before  # the last saves, whole
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        f"cannot write the state file {state}: OSError: No space left on device; a restart "
+        "would resume from the last save; retrying at every save",
+        f"cannot write the forecasters to {forecasters}: OSError: No space left on device; a "
+        "restart would forecast from the last save; retrying every 300 s",
+    ]
+    status = daemon.core.status()
+    assert status.state == ControllerState.DEGRADED
+    assert f"cannot write the state file {state}: OSError: No space left on device" in (
+        status.reasons
+    )
+    assert daemon.state_writes.failures == daemon.forecaster_writes.failures == 5
+    # /metrics counts the attempts
+    server = await serve_http("127.0.0.1", 0, daemon)
+    try:
+        _, body = await _get(server.sockets[0].getsockname()[1], "/metrics")
+    finally:
+        server.close()
+    assert 'smelter_file_write_failures_total{file="state"} 5.0' in body
+
+    monkeypatch.undo()  # space again
+    caplog.clear()
+    await daemon._save_state(2.0)
+    await daemon._save_forecasters()
+    recovered = [r.getMessage() for r in caplog.records]
+    assert len(recovered) == 2
+    assert recovered[0].startswith("the state file is written again after ")
+    assert recovered[0].endswith(" s (5 failed attempts)")
+    assert recovered[1].startswith("the forecasters file is written again after ")
+    assert persist.load(state).state is not None
+    assert not any("cannot write" in r for r in daemon.core.status().reasons)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([state.name, forecasters.name])
+
+
+async def test_a_state_file_whose_directory_became_a_file_is_a_lasting_trouble_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real failing write, no monkeypatch: the state directory replaced by a file."""
+    directory = tmp_path / "state"
+    daemon = _daemon_with_telemetry(directory / "s.json")
+    directory.write_text("not a directory")
+    caplog.set_level(logging.ERROR, logger="controller.daemon.troubles")
+    for _ in range(3):
+        await daemon._save_state(0.0)
+    assert len(caplog.records) == 1
+    assert "cannot write the state file" in caplog.records[0].getMessage()
+    assert any(r.startswith("cannot write the state file") for r in daemon.core.status().reasons)
+    directory.unlink()
+    await daemon._save_state(1.0)
+    assert persist.load(directory / "s.json").state is not None
+    assert not any(r.startswith("cannot write") for r in daemon.core.status().reasons)
 
 
 # --- the forecasters across a restart ----------------------------------------------------------

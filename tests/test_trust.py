@@ -297,6 +297,8 @@ def _payloads(draw: st.DrawFn) -> tuple[str, bytes]:
         "status": TOPICS.status(),
         "plan": TOPICS.plan(),
         "mode": TOPICS.mode(),
+        "lease": TOPICS.lease(),
+        "instance_status": TOPICS.instance_status("b"),
     }[kind]
     return topic, json.dumps(body).encode()
 

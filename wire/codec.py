@@ -16,6 +16,7 @@ import msgspec
 from wire.payloads import (
     BessTelemetry,
     CaptiveTelemetry,
+    ControllerLease,
     ControllerStatus,
     GridTelemetry,
     ModeCommand,
@@ -55,6 +56,8 @@ PAYLOAD_TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "bess_setpoint": PowerSetpoint,
     "captive_setpoint": PowerSetpoint,
     "status": ControllerStatus,
+    "instance_status": ControllerStatus,
+    "lease": ControllerLease,
     "mode": ModeCommand,
     "plan": PlanMessage,
 }

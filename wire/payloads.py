@@ -21,6 +21,8 @@ CurrentKA = Annotated[float, msgspec.Meta(ge=0.0, le=2000.0)]
 Frac = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 PlanId = Annotated[str, msgspec.Meta(max_length=128)]
+InstanceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{0,64}$")]
+"""A controller instance's id (``[controller] instance_id``); "" where none was given."""
 
 
 class Source(enum.StrEnum):
@@ -145,6 +147,8 @@ class PotlineSetpoint(_Payload, frozen=True, kw_only=True):
     valid_until: Ts
     plan_id: PlanId = ""
     source: Source = Source.MPC
+    instance: InstanceId = ""
+    """The controller instance that sent it ("" from a sender that does not say)."""
 
 
 class PowerSetpoint(_Payload, frozen=True, kw_only=True):
@@ -154,12 +158,29 @@ class PowerSetpoint(_Payload, frozen=True, kw_only=True):
     valid_until: Ts
     plan_id: PlanId = ""
     source: Source = Source.MPC
+    instance: InstanceId = ""
+    """The controller instance that sent it ("" from a sender that does not say)."""
 
 
 class ControllerStatus(_Payload, frozen=True, kw_only=True):
     state: ControllerState
     reasons: list[str] = msgspec.field(default_factory=list)
     last_plan_ts: Ts | None = None
+    instance: InstanceId = ""
+    """The controller instance whose status it is (a last will says whose connection was lost)."""
+
+
+class ControllerLease(_Payload, frozen=True, kw_only=True):
+    """Which controller instance is the active one (``{prefix}/controller/lease``, retained).
+
+    The active instance renews it every ``ttl_s / 3`` wall seconds; another instance that has
+    heard no new lease message for ``ttl_s`` of its own clock takes it over.  ``seq`` grows by
+    one with every message, whoever sends it (docs/operations.md, One active controller)."""
+
+    instance: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    seq: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    ttl_s: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
+    """Wall seconds, judged by each receiver's own clock from when it heard the message."""
 
 
 class ModeCommand(_Payload, frozen=True, kw_only=True):
@@ -217,6 +238,7 @@ Payload = (
     | PotlineSetpoint
     | PowerSetpoint
     | ControllerStatus
+    | ControllerLease
     | ModeCommand
     | PlanMessage
 )

@@ -24,6 +24,8 @@ TopicKind = Literal[
     "bess_setpoint",
     "captive_setpoint",
     "status",
+    "instance_status",
+    "lease",
     "plan",
     "mode",
 ]
@@ -80,6 +82,15 @@ class Topics:
     def status(self) -> str:
         return f"{self.prefix}/controller/status"
 
+    def instance_status(self, instance: str) -> str:
+        """One controller instance's own status (an instance that is not the active one says
+        ``standby`` here, not on :meth:`status`)."""
+        return f"{self.prefix}/controller/instance/{_check_name(instance)}/status"
+
+    def lease(self) -> str:
+        """Which instance is the active controller (:class:`wire.payloads.ControllerLease`)."""
+        return f"{self.prefix}/controller/lease"
+
     def plan(self) -> str:
         return f"{self.prefix}/controller/plan"
 
@@ -121,6 +132,10 @@ class Topics:
                 return Topic("captive_setpoint", unit)
             case ["controller", "status"]:
                 return Topic("status")
+            case ["controller", "instance", instance, "status"] if _valid(instance):
+                return Topic("instance_status", instance)
+            case ["controller", "lease"]:
+                return Topic("lease")
             case ["controller", "plan"]:
                 return Topic("plan")
             case ["controller", "mode", "set"]:

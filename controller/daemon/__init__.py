@@ -1,7 +1,11 @@
 """The control daemon (``smelter-ems run``): MQTT in, safe setpoints out, all day, every day.
 
-:mod:`controller.daemon.core` decides (pure), :mod:`controller.daemon.service` runs it on
-asyncio, :mod:`controller.daemon.persist` keeps what survives a restart,
+:mod:`controller.core.core` decides (pure), :mod:`controller.daemon.service` runs it on
+asyncio, :mod:`controller.daemon.lease` decides which instance on a broker is the active one and
+:mod:`controller.daemon.outbound` what it may publish,
+:mod:`controller.daemon.persist` keeps what survives a restart, :mod:`controller.daemon.troubles`
+says when a failure starts and ends, :mod:`controller.daemon.paho_hooks` reads what aiomqtt does
+not tell (refused publications) and ends a connection so that the last will goes out,
 :mod:`controller.daemon.http` serves ``/healthz`` and ``/metrics``, and
 :mod:`controller.daemon.cli` reads the config and site files and the flags.  Operations:
 docs/operations.md.

@@ -2,8 +2,8 @@
 
 The metrics are collected at scrape time from the core's own counters (a custom
 ``prometheus_client`` collector), so nothing is counted twice.  ``/healthz`` answers 200 with
-the controller's state while the event loop is turning, and 503 when the ticker has not run
-for :data:`STUCK_S` seconds.
+the controller's state (and this instance's view of the controller lease) while the event loop
+is turning, and 503 when the ticker has not run for :data:`STUCK_S` seconds.
 """
 
 from __future__ import annotations
@@ -93,6 +93,37 @@ class DaemonCollector(Collector):
             "Publications dropped while the broker link was down",
             value=d.stats.dropped_publications,
         )
+        refused = CounterMetricFamily(
+            "smelter_mqtt_publish_refused",
+            "Publications the broker refused (MQTT 5 PUBACK reason code), by kind and reason",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), n in sorted(d.refusals.counts.items()):
+            refused.add_metric([kind, reason], n)
+        yield refused
+        yield GaugeMetricFamily(
+            "smelter_controller_active",
+            "1 while this instance holds the controller lease (sends setpoints)",
+            value=1.0 if d.is_active else 0.0,
+        )
+        yield CounterMetricFamily(
+            "smelter_lease_takeovers",
+            "Times this instance became the active controller",
+            value=d.lease.takeovers,
+        )
+        yield CounterMetricFamily(
+            "smelter_setpoints_withheld",
+            "Setpoints not published because this instance did not hold the lease then",
+            value=d.outbound.withheld_setpoints,
+        )
+        failures = CounterMetricFamily(
+            "smelter_file_write_failures",
+            "Failed writes of the state file and the forecasters file",
+            labels=["file"],
+        )
+        failures.add_metric(["state"], d.state_writes.failures)
+        failures.add_metric(["forecasters"], d.forecaster_writes.failures)
+        yield failures
         if d.sink is not None:
             tsdb = d.sink.stats()
             points = CounterMetricFamily(
@@ -128,6 +159,7 @@ def health(daemon: Daemon) -> tuple[int, bytes]:
         "reasons": status.reasons,
         "mqtt_connected": daemon.stats.connected,
         "loop_ok": stuck_s < STUCK_S,
+        "lease": daemon.lease.describe(),
     }
     return (200 if stuck_s < STUCK_S else 503), json.dumps(body).encode()
 

@@ -3,13 +3,15 @@
 What survives a restart is :class:`~controller.core.records.SavedState` (each line's heat
 budget, exchanger lag, production today and band usage, the operator's mode, the last
 setpoints and the last plan).  :func:`save` writes it atomically (temporary file, fsync,
-rename), so a crash mid-write leaves the previous file whole; :func:`load` says why a file
+rename), so a crash mid-write leaves the previous file whole, and a write that fails (a full
+disk) leaves no temporary file behind; :func:`load` says why a file
 cannot be used instead of raising.  The renewable forecasters' learning is kept beside it
 (:func:`save_forecasters`, :func:`load_forecasters`), so a restart does not forecast cold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -36,19 +38,32 @@ _decoder = msgspec.json.Decoder(SavedState)
 
 def save(path: Path, state: SavedState) -> None:
     """Write ``state`` to ``path`` atomically: readers see the old file or the new, never half."""
-    write_atomic(path, _encoder.encode(state))
+    write_atomic(path, encode_state(state))
+
+
+def encode_state(state: SavedState) -> bytes:
+    return _encoder.encode(state)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file (readable by the owner only), fsync, rename, fsync of the directory."""
+    """Temporary file (readable by the owner only), fsync, rename, fsync of the directory.
+
+    Raises:
+        OSError: the file could not be written; the temporary file is removed.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

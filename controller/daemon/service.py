@@ -4,9 +4,20 @@ Tasks, all on one event loop::
 
     link     keeps a broker connection (last will: status ``offline``): feeds messages to the
              core, publishes what the core queues; reconnects with capped, jittered backoff
-    ticker   every 0.2 s of wall time: the core's watchdogs and heartbeats; starts a planning
-             job on a worker thread when one is due and the solver is free; saves the state
+    ticker   every 0.2 s of wall time: the controller lease, the core's watchdogs and
+             heartbeats; starts a planning job on a worker thread when one is due and the
+             solver is free; saves the state
     http     ``/healthz`` and ``/metrics`` on a loopback port
+
+Only the instance that holds the controller lease (:mod:`.lease`) sends setpoints, the plan and
+the controller's status; another instance's core is on standby, and its status goes to its own
+topic.  What leaves for the broker is routed as it is published (:mod:`.outbound`): a setpoint
+goes out only while this instance holds the lease, stamped with its ``instance``.  A publication the
+broker refuses (MQTT 5 PUBACK reason code, :mod:`.paho_hooks`) and a state file that cannot be
+written are lasting troubles (:mod:`.troubles`) in the status.  The broker must end up with the
+status ``offline`` however the daemon ends: the connection closes cleanly only once the
+``offline`` status has been taken; otherwise it is dropped, so that the broker publishes the
+last will.
 
 The solver runs in a single worker thread under a wall-clock deadline (its own time limit plus
 a margin); a solve that overruns it is answered with the fallback plan at once, and no new
@@ -38,6 +49,10 @@ from controller.core.planners import fallback_plan
 from controller.core.ports import PlanJob, Publication
 from controller.daemon import persist
 from controller.daemon.http import serve_http
+from controller.daemon.lease import Lease
+from controller.daemon.outbound import Outbound
+from controller.daemon.paho_hooks import PubackWatch, drop_connection
+from controller.daemon.troubles import Refusals, Trouble
 from controller.planner.types import PlantState, Schedule
 from controller.site import SiteModel
 from controller.tsdb import PointSink, open_sink, resolve_token
@@ -48,7 +63,17 @@ from controller.tsdb.schema import (
     plan_points,
     state_points,
 )
-from wire import ControllerState, ControllerStatus, Topics, encode
+from wire import (
+    ControllerLease,
+    ControllerState,
+    ControllerStatus,
+    PayloadError,
+    PotlineSetpoint,
+    PowerSetpoint,
+    Topics,
+    decode,
+    encode,
+)
 from wire.link import (
     INCOMING_DROPS,
     PUBLISH_TIMEOUT_S,
@@ -117,8 +142,24 @@ class Daemon:
         self.sink: PointSink | None = None
         self.stats = LinkStats()
         self._monotonic = monotonic
+        self.instance = config.controller.resolved_instance_id
+        self.lease = Lease(self.instance, config.controller.lease_ttl_s)
+        self.outbound = Outbound(self.topics, self.instance)
+        self.refusals = Refusals(self.core, config.mqtt.username, monotonic=monotonic)
         self._pending: deque[Publication] = deque()
+        self._urgent: deque[Publication] = deque()
+        """Lease messages: published before anything else that waits."""
+        self._in_flight: Publication | None = None
         self._retained: dict[str, Publication] = {}
+        self._acks: PubackWatch | None = None
+        self._farewell: Publication | None = None
+        """The ``offline`` status of a stop; once the broker has taken it, the connection may
+        close cleanly (which discards the last will)."""
+        self._farewell_taken = False
+        self._ready: Callable[[], None] | None = None
+        """Called once, at the first connection (systemd's READY=1)."""
+        self._connected_s = 0.0
+        """When the present connection began (wall, monotonic)."""
         self._wake = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solver")
         self._solving: asyncio.Future[Schedule] | None = None
@@ -126,7 +167,21 @@ class Daemon:
         self._last_save_wall_s = -SAVE_EVERY_WALL_S
         self._last_forecasters_wall_s = 0.0
         self.forecasters_path = persist.forecasters_path(self.state_path)
+        self.state_writes = Trouble(
+            "state_file", self.core, cleared="the state file is written again", monotonic=monotonic
+        )
+        self.forecaster_writes = Trouble(
+            "forecasters_file",
+            self.core,
+            cleared="the forecasters file is written again",
+            monotonic=monotonic,
+        )
         self.planning = True
+
+    @property
+    def is_active(self) -> bool:
+        """Whether this instance holds the controller lease (it sends setpoints)."""
+        return self.lease.active(self._monotonic())
 
     # --- start ----------------------------------------------------------------------------
 
@@ -156,24 +211,30 @@ class Daemon:
         except OSError as exc:
             key = "influx.files_dir" if self.influx.url is None else "influx.spool_dir"
             raise FileError("", key, exc.filename, f"cannot be used: {exc.strerror}") from None
-        self.core.recorder = _SinkRecorder(self.sink, self.core.site)
+        self.core.recorder = _SinkRecorder(self.sink, self.core.site, self.instance)
         link_stop = asyncio.Event()
         link = asyncio.create_task(self._stay_connected(link_stop, ready))
         ticker = asyncio.create_task(self._tick_forever(stop))
         http = None
         settings = self.config.controller
-        if settings.http_port:
-            http = await serve_http(settings.http_host, settings.http_port, self)
         stopped = asyncio.create_task(stop.wait())
+        failure: BaseException | None = None
         try:
+            if settings.http_port:
+                http = await serve_http(settings.http_host, settings.http_port, self)
             # asyncio.wait, not a gather: the link must outlive the stop, to send safe setpoints
             await asyncio.wait({stopped, link, ticker}, return_when=asyncio.FIRST_COMPLETED)
+        except Exception as exc:
+            failure = exc
+            raise
         finally:
             stopped.cancel()
-            await self._shutdown(ticker, link, link_stop, http)
-        for task in (link, ticker):
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            for task in (ticker, link):
+                if failure is None and task.done() and not task.cancelled():
+                    failure = task.exception()
+            await self._shutdown(ticker, link, link_stop, http, failure)
+        if failure is not None:
+            raise failure
 
     async def _shutdown(
         self,
@@ -181,9 +242,11 @@ class Daemon:
         link: asyncio.Task[None],
         link_stop: asyncio.Event,
         http: asyncio.Server | None,
+        failure: BaseException | None = None,
     ) -> None:
         """Stop in stages, each within ``shutdown_stage_s``; a stage that runs out of time says
-        what it leaves behind (docs/operations.md, Stopping)."""
+        what it leaves behind (docs/operations.md, Stopping).  ``failure``: what made the daemon
+        stop, when it was not a signal."""
         stage_s = self.config.controller.shutdown_stage_s
         log.info("stopping: planning")
         self.planning = False
@@ -197,7 +260,8 @@ class Daemon:
         log.info("stopping: safe setpoints")
         now = self._monotonic()
         dropped_before = self.stats.dropped_publications
-        for pub in self.core.shutdown_setpoints(now):
+        safe = self.core.shutdown_setpoints(now)
+        for pub in safe:
             self._queue(pub)
         if (dropped := self.stats.dropped_publications - dropped_before) > 0:
             log.warning(
@@ -205,16 +269,14 @@ class Daemon:
                 "protection returns the assets to safe defaults when the last ones expire",
                 dropped,
             )
-        offline = ControllerStatus(
-            ts=self.core.clock.extrapolated_s(now) or 0.0,
-            state=ControllerState.OFFLINE,
-            reasons=["controller stopped; safe setpoints sent"],
-            last_plan_ts=self.core.status().last_plan_ts,
-        )
-        self._queue(Publication(self.topics.status(), encode(offline), 1, True))
+        why = "controller stopped" if failure is None else f"controller failed: {_said(failure)}"
+        if safe and not dropped:
+            why += "; safe setpoints sent"
+        self._farewell = self._offline_status(now, why)
+        self._queue(self._farewell)
         await self._wait_sent(stage_s)
         log.info("stopping: saving state and flushing logs")
-        if not await _within(asyncio.to_thread(self._save_state, now), stage_s):
+        if not await _within(self._save_state(now), stage_s):
             log.warning(
                 "stopping: the state file was not written within %g s: the next start resumes "
                 "from the save before (at most %g s of wall time older)",
@@ -240,7 +302,7 @@ class Daemon:
                 )
         log.info("stopping: disconnecting")
         link_stop.set()
-        if not await _within(link, stage_s):
+        if not link.done() and not await _within(link, stage_s):
             log.warning("stopping: the broker link did not close within %g s: cut", stage_s)
             link.cancel()
         if http is not None:
@@ -251,7 +313,7 @@ class Daemon:
     async def _wait_sent(self, timeout_s: float) -> None:
         """Wait until the queued publications are sent; say what is left when they are not."""
         deadline = self._monotonic() + timeout_s
-        while self._pending:
+        while self._pending or self._in_flight is not None:
             if not self.stats.connected:
                 log.warning("stopping: broker not connected: %s unsent", self._unsent())
                 return
@@ -262,9 +324,9 @@ class Daemon:
 
     def _unsent(self) -> str:
         """What is still queued, by kind of topic: "2 setpoints, 1 status"."""
+        unsent = [*self._pending, *([self._in_flight] if self._in_flight is not None else [])]
         kinds = Counter(
-            "setpoints" if "/command/" in p.topic else p.topic.rsplit("/", 1)[-1]
-            for p in self._pending
+            "setpoints" if "/command/" in p.topic else p.topic.rsplit("/", 1)[-1] for p in unsent
         )
         return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
@@ -274,6 +336,7 @@ class Daemon:
         while not stop.is_set():
             now = self._monotonic()
             self.stats.last_tick_wall_s = now
+            self._tick_lease(now)
             self.core.tick(now)
             INCOMING_DROPS.settle()
             if self.planning and (self._solving is None or self._solving.done()):
@@ -284,7 +347,7 @@ class Daemon:
             since_s = now - self._last_save_wall_s
             if since_s >= SAVE_EVERY_WALL_S or (self.core.dirty and since_s >= SAVE_MIN_WALL_S):
                 self._last_save_wall_s = now
-                await asyncio.to_thread(self._save_state, now)
+                await self._save_state(now)
             if now - self._last_forecasters_wall_s >= SAVE_FORECASTERS_WALL_S:
                 self._last_forecasters_wall_s = now
                 await self._save_forecasters()
@@ -319,14 +382,21 @@ class Daemon:
             log.exception("the fallback plan failed too: sending safe setpoints")
             return None
 
-    def _save_state(self, wall_s: float) -> None:
+    async def _save_state(self, wall_s: float) -> None:
+        # the snapshot is taken here, on the loop, so that no message changes the state half-way
         saved = self.core.snapshot(wall_s)
         if saved is None:
             return
+        data = persist.encode_state(saved)
         try:
-            persist.save(self.state_path, saved)
+            await asyncio.to_thread(persist.write_atomic, self.state_path, data)
         except OSError as exc:
-            log.error("cannot write the state file %s: %s", self.state_path, exc)
+            self.state_writes.failed(
+                f"cannot write the state file {self.state_path}: {_said(exc)}",
+                "a restart would resume from the last save; retrying at every save",
+            )
+        else:
+            self.state_writes.succeeded()
 
     async def _save_forecasters(self) -> None:
         # pickled here, on the loop, so that no message changes them half-way; written aside
@@ -336,7 +406,70 @@ class Daemon:
         try:
             await asyncio.to_thread(persist.save_forecasters, self.forecasters_path, data)
         except OSError as exc:
-            log.error("cannot write the forecasters to %s: %s", self.forecasters_path, exc)
+            self.forecaster_writes.failed(
+                f"cannot write the forecasters to {self.forecasters_path}: {_said(exc)}",
+                f"a restart would forecast from the last save; retrying every "
+                f"{SAVE_FORECASTERS_WALL_S:g} s",
+            )
+        else:
+            self.forecaster_writes.succeeded()
+
+    # --- the lease ------------------------------------------------------------------------
+
+    def _tick_lease(self, now: float) -> None:
+        if self.stats.connected:
+            clock = self.core.clock
+            heard_plant = clock.now_s is not None and clock.wall_at_now_s >= self._connected_s
+            ts = clock.extrapolated_s(now) or 0.0
+            message = self.lease.tick(now, ts, may_claim=heard_plant)
+            if message is not None:
+                self._urgent.append(Publication(self.topics.lease(), encode(message), 1, True))
+                self._wake.set()
+        if self.stats.connects:  # before the first connection there is nothing to follow
+            self._follow_lease(now)
+
+    def _follow_lease(self, now: float) -> None:
+        """The core on standby unless this instance holds the lease; on taking over, the status
+        and the plan go to the controller's topics again."""
+        reason = None if self.lease.active(now) else self.lease.reason
+        if reason == self.core.standby:
+            return
+        self.core.set_standby(reason)
+        if reason is None:
+            self.core.force_status()
+            plan = self._retained.get(self.topics.plan())
+            if plan is not None:
+                self._pending.append(plan)
+                self._wake.set()
+
+    def _on_controller_message(self, topic: str, data: bytes, retained: bool, now: float) -> None:
+        """The lease, and the controller status (another instance's last will or stop)."""
+        kind = "lease" if topic == self.topics.lease() else "status"
+        try:
+            payload: msgspec.Struct = decode(kind, data)
+        except PayloadError as exc:
+            self.core.ingest.reject(exc.kind, exc.reason, topic)
+            return
+        self.core.ingest.accepted[kind] += 1
+        if isinstance(payload, ControllerLease):
+            self.lease.heard(payload, now, retained=retained)
+        elif isinstance(payload, ControllerStatus):
+            self.lease.heard_status(
+                payload.instance, offline=payload.state == ControllerState.OFFLINE
+            )
+            if payload.instance != self.instance and self.lease.active(now):
+                # another instance's last will must not stand as the controller's status
+                self.core.force_status()
+        self._follow_lease(now)
+
+    def _offline_status(self, now: float, reason: str) -> Publication:
+        offline = ControllerStatus(
+            ts=self.core.clock.extrapolated_s(now) or 0.0,
+            state=ControllerState.OFFLINE,
+            reasons=[reason],
+            last_plan_ts=self.core.status().last_plan_ts,
+        )
+        return Publication(self.topics.status(), encode(offline), 1, True)
 
     # --- link -----------------------------------------------------------------------------
 
@@ -364,53 +497,109 @@ class Daemon:
             self.topics.status(),
             encode(
                 ControllerStatus(
-                    ts=0.0, state=ControllerState.OFFLINE, reasons=["controller connection lost"]
+                    ts=0.0,
+                    state=ControllerState.OFFLINE,
+                    reasons=["controller connection lost"],
+                    instance=self.instance,
                 )
             ),
             qos=1,
             retain=True,
         )
+        self._ready = ready
         while not stop.is_set():
+            client = make_client(
+                settings, self.password, default_id=f"smelter-ems-{self.instance}", will=will
+            )
+            self._acks = PubackWatch(client)
+            failure: Exception | None = None
             try:
-                async with make_client(
-                    settings, self.password, default_id="smelter-ems", will=will
-                ) as client:
-                    await client.subscribe(
-                        [
-                            (self.topics.telemetry_filter, 0),
-                            (f"{self.topics.prefix}/forecast/#", 1),
-                            (self.topics.alarm(), 1),
-                            (self.topics.mode(), 1),
-                        ]
-                    )
-                    link_log.up()
-                    backoff.reset()
-                    self.stats.connected = True
-                    self.stats.connects += 1
-                    self.core.force_status()
-                    self._pending.extend(self._retained.values())
-                    self._wake.set()
-                    if ready is not None:
-                        ready()
-                        ready = None
+                async with client:
+                    self._farewell_taken = False
                     try:
-                        await until_first_done(
-                            self._receive(client), self._publish(client), stop.wait()
-                        )
-                        await self._publish_pending(client)
+                        await self._serve_link(client, stop, link_log, backoff)
+                    except (aiomqtt.MqttError, asyncio.CancelledError):
+                        raise
+                    except Exception as exc:  # a bug: say offline, then let the daemon stop
+                        failure = exc
+                        log.exception("the broker link failed")
+                        await self._say_failed(client, exc)
                     finally:
-                        self.stats.connected = False
+                        if not self._farewell_taken:
+                            drop_connection(client)  # the broker publishes the last will
             except aiomqtt.MqttError as exc:
-                link_log.down(exc)
-                await sleep_unless_stopped(stop, backoff.next_delay_s())
+                if failure is None:
+                    self.lease.disconnected()
+                    self._follow_lease(self._monotonic())
+                    link_log.down(exc)
+                    await sleep_unless_stopped(stop, backoff.next_delay_s())
+            if failure is not None:
+                raise failure
+
+    async def _serve_link(
+        self,
+        client: aiomqtt.Client,
+        stop: asyncio.Event,
+        link_log: LinkLog,
+        backoff: Backoff,
+    ) -> None:
+        """One connection: subscribe, then receive and publish until it ends or ``stop``."""
+        await client.subscribe(
+            [
+                (self.topics.telemetry_filter, 0),
+                (f"{self.topics.prefix}/forecast/#", 1),
+                (self.topics.alarm(), 1),
+                (self.topics.mode(), 1),
+                (self.topics.lease(), 1),
+                (self.topics.status(), 1),
+            ]
+        )
+        link_log.up()
+        backoff.reset()
+        self.stats.connected = True
+        self.stats.connects += 1
+        self._connected_s = self._monotonic()
+        self.lease.connected(self._connected_s)
+        self._follow_lease(self._monotonic())
+        self.core.force_status()
+        self._pending.extend(self._retained.values())
+        self._wake.set()
+        if self._ready is not None:
+            self._ready()
+            self._ready = None
+        try:
+            await until_first_done(self._receive(client), self._publish(client), stop.wait())
+            await self._publish_pending(client)
+        finally:
+            self.stats.connected = False
+
+    async def _say_failed(self, client: aiomqtt.Client, exc: Exception) -> None:
+        """The link failed (a bug): try to say ``offline`` with the reason before the connection
+        goes; if the broker does not take it, the connection is dropped and the will says it."""
+        farewell = self._offline_status(self._monotonic(), f"controller failed: {_said(exc)}")
+        with contextlib.suppress(Exception):
+            out = self.outbound.route(farewell, active=self.is_active) or farewell
+            await client.publish(
+                out.topic,
+                out.payload,
+                qos=out.qos,
+                retain=out.retain,
+                timeout=self.config.controller.shutdown_stage_s,
+            )
+            self._farewell_taken = self._acks is None or self._acks.take() is None
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         core = self.core
         monotonic = self._monotonic
+        controller_topics = (self.topics.lease(), self.topics.status())
         async for message in client.messages:
             payload = message.payload
             data = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
-            core.on_message(message.topic.value, data, monotonic())
+            topic = message.topic.value
+            if topic in controller_topics:
+                self._on_controller_message(topic, bytes(data), message.retain, monotonic())
+            else:
+                core.on_message(topic, data, monotonic())
             if core.has_output:  # a mode command queues setpoints at once
                 self._flush()
 
@@ -421,13 +610,37 @@ class Daemon:
             await self._publish_pending(client)
 
     async def _publish_pending(self, client: aiomqtt.Client) -> None:
-        while self._pending:
-            pub = self._pending[0]
-            await client.publish(
-                pub.topic, pub.payload, qos=pub.qos, retain=pub.retain, timeout=PUBLISH_TIMEOUT_S
-            )
-            self._pending.popleft()
+        while self._urgent or self._pending:
+            pub = (self._urgent or self._pending).popleft()
+            out = self.outbound.route(pub, active=self.is_active)
+            if out is None:
+                continue
+            self._in_flight = pub
+            try:
+                await client.publish(
+                    out.topic,
+                    out.payload,
+                    qos=out.qos,
+                    retain=out.retain,
+                    timeout=PUBLISH_TIMEOUT_S,
+                )
+            except BaseException:
+                if pub.topic != self.topics.lease():  # a stale claim is not worth sending again
+                    self._pending.appendleft(pub)
+                raise
+            finally:
+                self._in_flight = None
             self.stats.published += 1
+            refused = self._acks.take() if self._acks is not None else None
+            self.refusals.outcome(self.outbound.kind(pub.topic), out.topic, refused)
+            if pub is self._farewell and refused is None:
+                self._farewell_taken = True
+
+
+def _said(exc: BaseException) -> str:
+    """An exception in a few words for a status reason or a log line."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 async def _within(awaitable: Awaitable[object], timeout_s: float) -> bool:
@@ -447,12 +660,15 @@ async def _within(awaitable: Awaitable[object], timeout_s: float) -> bool:
 class _SinkRecorder:
     """The core's :class:`~controller.core.ports.Recorder`, writing points to a sink."""
 
-    def __init__(self, sink: PointSink, site: SiteModel) -> None:
+    def __init__(self, sink: PointSink, site: SiteModel, instance: str) -> None:
         self.sink = sink
         self.site_name = site.name
         self.lines = site.lines
+        self.instance = instance
 
     def payload(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
+        if isinstance(payload, PotlineSetpoint | PowerSetpoint | ControllerStatus):
+            payload = msgspec.structs.replace(payload, instance=self.instance)
         self.sink.write(payload_points(kind, asset, payload, self.site_name))
 
     def plan(self, schedule: Schedule, state: PlantState) -> None:

@@ -53,6 +53,7 @@ STATE_CODES: Final = {
     ControllerState.DEGRADED: 3,
     ControllerState.FALLBACK: 4,
     ControllerState.MANUAL: 5,
+    ControllerState.STANDBY: 6,
 }
 """``state_code`` of the status event: a number Grafana can map to colours."""
 
@@ -184,7 +185,14 @@ def _setpoint(
 ) -> Point:
     # a tag, as on the plan's points: a setpoint is found and joined with its plan by a plain
     # filter; VictoriaMetrics keeps a tag as text, but reads a string field like 7e51... as +Inf
-    tags = _tags(site, kind, asset, source=payload.source.value, plan_id=payload.plan_id)
+    tags = _tags(
+        site,
+        kind,
+        asset,
+        source=payload.source.value,
+        plan_id=payload.plan_id,
+        instance=payload.instance,
+    )
     return Point(SETPOINT, tags, fields, payload.ts)
 
 
@@ -219,7 +227,7 @@ def status_point(status: ControllerStatus, site: str) -> Point:
     }
     if status.last_plan_ts is not None:
         fields["last_plan_ts_s"] = float(status.last_plan_ts)
-    return Point(EVENT, _tags(site, "status"), fields, status.ts)
+    return Point(EVENT, _tags(site, "status", instance=status.instance), fields, status.ts)
 
 
 def _mode(command: ModeCommand, site: str) -> Point:
