@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import pytest
 from daemon_helpers import (
+    SCENARIO,
     cli,
     config_file,
     log_says,
@@ -96,6 +98,47 @@ async def test_a_retained_far_future_hold_does_not_lock_out_a_starting_daemon(
     assert "bad_ts" in (tmp_path / "run.log").read_text(encoding="utf-8")
     state = (tmp_path / "state.json").read_text(encoding="utf-8")
     assert "99999999999" not in state  # never kept across a restart
+
+
+async def test_a_simulator_restarted_hours_back_is_controlled_again_at_once(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The simulator restarts with plant time 6 h back: the daemon used to log the jump and
+    then make no plan and send no setpoint until plant time caught up with its old plan,
+    while its status said `running`.  Now the whole plant moving together is a jump: it
+    re-plans on the new time base at once and says so."""
+    prefix = new_prefix()
+    config = config_file(
+        broker, prefix, tmp_path, tmp_path / "points", controller={"lease_ttl_s": 2.0}
+    )
+    daemon = cli(tmp_path, "run", "--config", str(config))
+    earlier = msgspec.structs.replace(SCENARIO, start=SCENARIO.start - 6 * 3600.0)
+    try:
+        await log_says(tmp_path / "run.log", "connected to MQTT broker")
+        async with watcher(broker, prefix, "command/#", "controller/status") as w:
+            async with simulator(broker, prefix, speed=SPEED, plant=make_plant(prefix)):
+                await w.wait_for(_mpc, timeout_s=60.0)
+            seen = len(w.seen)
+            restarted = make_plant(prefix, scenario=earlier)
+            async with simulator(broker, prefix, speed=SPEED, plant=restarted):
+                await w.wait_for(
+                    lambda t, p: (
+                        isinstance(p, ControllerStatus)
+                        and any("clock jumped back" in r for r in p.reasons)
+                    ),
+                    timeout_s=30.0,
+                    after=seen,
+                )
+                _, sp = await w.wait_for(
+                    lambda t, p: _mpc(t, p) and p.ts < SCENARIO.start, timeout_s=30.0, after=seen
+                )
+                assert t_ok(sp, restarted.now_s)
+    finally:
+        assert await asyncio.to_thread(stop_process, daemon) == 0
+
+
+def _mpc(topic: str, payload: object) -> bool:
+    return isinstance(payload, PotlineSetpoint) and payload.source == Source.MPC
 
 
 def test_the_operations_docs_name_every_reject_kind_of_the_core() -> None:
