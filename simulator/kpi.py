@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from simulator.potline import FARADAY_KG_PER_KAH, LineStep, PotLine
@@ -38,6 +39,14 @@ class SiteStep:
     """Load left unserved after shedding (islanded sites; frequency sags)."""
     overgeneration_mw: float
     frequency_hz: float
+
+
+def hourly_matched_share(hours: Iterable[Sequence[float]]) -> float:
+    """Σ_h min(G_h, C_h) / Σ_h C_h over (renewable generated G_h, consumption C_h) per hour
+    [MWh]: the share of consumption that renewable generation of the same hour matched."""
+    rows = list(hours)
+    consumed = sum(c for _, c in rows)
+    return sum(min(g, c) for g, c in rows) / consumed if consumed > 0 else 0.0
 
 
 @dataclass
@@ -141,8 +150,7 @@ class KpiAccumulator:
         out["co2_t_per_t_al"] = (
             round(e.get("co2_t", 0.0) / aluminium_t, 5) if aluminium_t > 0 else None
         )
-        matched = sum(min(gen, used) for gen, used in self.hourly.values())
-        out["renewable_share_hourly"] = round(matched / consumption if consumption > 0 else 0.0, 6)
+        out["renewable_share_hourly"] = round(hourly_matched_share(self.hourly.values()), 6)
         out["thermal_violation_min"] = round(self.thermal_violation_min, 1)
         out["min_bath_temp_c"] = round(
             min((s.min_bath_temp_c for s in self.lines), default=float("nan")), 3

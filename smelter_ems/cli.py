@@ -110,6 +110,9 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--out", default="demo-out", help="output folder (default ./demo-out)")
     p.add_argument("--broker", help="use this broker, mqtt://HOST:PORT, instead of starting one")
+    p.add_argument(
+        "--embedded-broker", action="store_true", help="start amqtt even if Mosquitto is installed"
+    )
     p.add_argument("--influx-url", help="the daemon logs here (token from INFLUX_TOKEN)")
     p.add_argument("--influx-org", help="InfluxDB org")
     p.add_argument("--influx-bucket", help="InfluxDB bucket")

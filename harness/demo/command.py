@@ -101,10 +101,11 @@ def demo_command(args: argparse.Namespace) -> int:
         args.speed,
         args.seed,
         out,
-        args.broker,
-        args.influx_url,
-        args.influx_org,
-        args.influx_bucket,
+        broker_url=args.broker,
+        embedded_broker=args.embedded_broker,
+        influx_url=args.influx_url,
+        influx_org=args.influx_org,
+        influx_bucket=args.influx_bucket,
     )
     bar = _Bar(args.days, disable=not (args.progress or sys.stderr.isatty()))
     levels = [(logging.getLogger(n), logging.getLogger(n).level) for n in QUIET]

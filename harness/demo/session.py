@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from controller.sitefile import site_toml
-from harness.demo.broker import LocalBroker, start_broker
+from harness.demo.broker import BrokerKind, LocalBroker, start_broker
 from harness.demo.listen import Heard, RecordingPlant, listen
 from harness.site_from_scenario import site_from_scenario
 from simulator import bridge
@@ -65,6 +65,8 @@ class DemoOptions:
     seed: int
     out: Path
     broker_url: str | None = None
+    embedded_broker: bool = False
+    """Start amqtt even where Mosquitto is installed."""
     influx_url: str | None = None
     influx_org: str | None = None
     influx_bucket: str | None = None
@@ -165,7 +167,8 @@ async def run_demo(opts: DemoOptions, progress: Progress | None = None) -> DemoR
     run_dir, points = prepare_out(opts.out)
     local: LocalBroker | None = None
     if opts.broker_url is None:
-        local = await asyncio.to_thread(start_broker, run_dir)
+        prefer: BrokerKind | None = "amqtt" if opts.embedded_broker else None
+        local = await asyncio.to_thread(start_broker, run_dir, prefer)
         url, protocol, carrier = local.url, local.protocol, str(local.kind)
     else:
         url, protocol, carrier = opts.broker_url, "5", opts.broker_url
