@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 # the demo needs only the demo extra (no linters, no test tools): quicker on a fresh clone
 $(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[demo]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[demo]'
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

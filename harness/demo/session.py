@@ -154,7 +154,8 @@ async def _daemon_ready(
 def prepare_out(out: Path) -> tuple[Path, Path]:
     """``out/run`` (config, site, state, logs) and ``out/points`` (the daemon's line-protocol
     log), emptied of a previous run's state and points."""
-    run_dir, points = out / "run", out / "points"
+    # absolute: the daemon's config file names its site file, taken relative to the config
+    run_dir, points = out.resolve() / "run", out.resolve() / "points"
     run_dir.mkdir(parents=True, exist_ok=True)
     points.mkdir(parents=True, exist_ok=True)
     for old in (*run_dir.glob("state.json*"), run_dir / "daemon.log", *points.glob("*.lp")):
