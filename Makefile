@@ -1,10 +1,11 @@
-# Everything a fresh clone needs: `make demo` runs the main job, `make test` runs the checks.
+# Everything a fresh clone needs: `make demo` runs the product, `make test` runs the checks.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo backtest test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# the demo needs only the demo extra (no linters, no test tools): quicker on a fresh clone
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/smelter-ems demo --out demo-out
+
+backtest: $(STAMP)
 	$(BIN)/smelter-ems backtest --scenario yunnan-hydro-solar --days 2 --seed 1 \
-		--strategy flat,rule,mpc,oracle --out out/demo
+		--strategy flat,rule,mpc,oracle --out out/backtest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_simulator.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-out

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -84,13 +85,13 @@ class BacktestResult:
     kpis: dict[str, object]
     """Simulator KPIs (DESIGN §5) plus solver statistics, alarm and safety-event counts."""
     trace: dict[str, FloatArray] | None
-    """Per plant step, when asked for: column name → values (see :class:`_Trace`)."""
+    """Per plant step, when asked for: column name → values (see :class:`Trace`)."""
 
 
-class _Trace:
+class Trace:
     """Per-step columns: site powers [MW], per line current/band [kA], heat budget (the
-    tracker's estimate) [MWh], mean bath temperature [°C] with its safe range and ledge [cm]
-    (the simulator's truth), per BESS SOC [-]."""
+    tracker's estimate; NaN without a tracker in the process) [MWh], mean bath temperature
+    [°C] with its safe range and ledge [cm] (the simulator's truth), per BESS SOC [-]."""
 
     def __init__(self, site: SiteModel, plant: Plant) -> None:
         self.site = site
@@ -104,7 +105,7 @@ class _Trace:
             for line in plant.lines
         ]
 
-    def add(self, step: SiteStep, plant: Plant, state: PlantState) -> None:
+    def add(self, step: SiteStep, plant: Plant, state: PlantState | None) -> None:
         row: dict[str, float] = {
             "t_s": step.t_s,
             "renewable_available_mw": step.renewable_available_mw,
@@ -119,14 +120,16 @@ class _Trace:
             self.site.lines, step.lines, self.bath_range_c, strict=True
         ):
             i_n = line.nominal_current_ka
-            tracked = state.lines.get(line.name)
+            tracked = state.lines.get(line.name) if state is not None else None
             row |= {
                 f"{line.name}_current_ka": ls.current_ka,
                 f"{line.name}_band_low_ka": line.band_low_frac * i_n,
                 f"{line.name}_band_high_ka": line.band_high_frac * i_n,
                 f"{line.name}_envelope_low_ka": line.deep_low_frac * i_n,
                 f"{line.name}_envelope_high_ka": line.high_max_frac * i_n,
-                f"{line.name}_heat_budget_mwh": tracked.heat_budget_mwh if tracked else 0.0,
+                f"{line.name}_heat_budget_mwh": (
+                    tracked.heat_budget_mwh if tracked else 0.0 if state else math.nan
+                ),
                 f"{line.name}_bath_c": ls.mean_bath_temp_c,
                 f"{line.name}_bath_min_c": bath_min_c,
                 f"{line.name}_bath_max_c": bath_max_c,
@@ -240,7 +243,7 @@ def run_backtest(
     bus = _InProcessBus(plant, core)
     solves = _Solves(strategy_name in OPTIMISERS)
     steps = max(1, round(days * 86_400.0 / cycle_s)) * steps_per_cycle
-    recorder = _Trace(site, plant) if trace else None
+    recorder = Trace(site, plant) if trace else None
     started = time.perf_counter()
     start_s = plant.now_s
     first_day_used_mwh: float | None = None

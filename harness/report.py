@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from tqdm import tqdm
+
 from controller.planner.types import PlannerConfig
 from harness.backtest import BacktestResult, quiet_logs, run_all
 from harness.strategies import STRATEGIES
@@ -47,6 +49,9 @@ TABLE_ROWS = (
     ("fallback_plans", "{:d}"),
     ("runtime_s", "{:.1f}"),
 )
+
+
+BAR_FORMAT: Final = "{desc} {bar} {percentage:3.0f}% [{elapsed}<{remaining}]"
 
 
 class PlotsUnavailableError(RuntimeError):
@@ -145,28 +150,20 @@ def write_plots(result: BacktestResult, path: Path) -> None:
     plt.close(fig)
 
 
-class ProgressBar:
-    """A one-line text bar on a stream (stderr), redrawn in place."""
+class PercentBar:
+    """The backtest's progress as a tqdm bar (percent of the whole job, what runs now)."""
 
-    def __init__(self, stream: TextIO, width: int = 30) -> None:
-        self.stream = stream
-        self.width = width
-        self._shown = -1
+    def __init__(self, stream: TextIO, *, disable: bool) -> None:
+        self._bar = tqdm(total=100, file=stream, disable=disable, unit="%", bar_format=BAR_FORMAT)
 
     def __call__(self, label: str, frac: float) -> None:
         percent = math.floor(100.0 * min(max(frac, 0.0), 1.0))
-        if percent == self._shown:
-            return
-        self._shown = percent
-        filled = round(self.width * percent / 100)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {percent:3d}%  {label:<36}")
-        self.stream.flush()
+        if percent != self._bar.n:
+            self._bar.set_description_str(label, refresh=False)
+            self._bar.update(percent - self._bar.n)
 
     def close(self) -> None:
-        if self._shown >= 0:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._bar.close()
 
 
 def _error(message: str) -> int:
@@ -226,8 +223,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         write_trace_csv(result, folder / f"{result.strategy}.csv")
         write_plots(result, folder / f"{result.strategy}.png")
 
-    show = args.progress or sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr) if show else None
+    bar = PercentBar(sys.stderr, disable=not (args.progress or sys.stderr.isatty()))
     try:
         with quiet_logs():
             summaries = run_all(
@@ -241,8 +237,7 @@ def backtest_command(args: argparse.Namespace) -> int:
                 on_result=save,
             )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if out is not None:
         for s in summaries:
             (out / str(s["scenario"]) / "summary.json").write_text(json.dumps(s, indent=1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from simulator.potline import FARADAY_KG_PER_KAH, LineStep, PotLine
@@ -39,6 +41,14 @@ class SiteStep:
     frequency_hz: float
 
 
+def hourly_matched_share(hours: Iterable[Sequence[float]]) -> float:
+    """Σ_h min(G_h, C_h) / Σ_h C_h over (renewable generated G_h, consumption C_h) per hour
+    [MWh]: the share of consumption that renewable generation of the same hour matched."""
+    rows = list(hours)
+    consumed = sum(c for _, c in rows)
+    return sum(min(g, c) for g, c in rows) / consumed if consumed > 0 else 0.0
+
+
 @dataclass
 class _LineStats:
     min_bath_temp_c: float = float("inf")
@@ -59,6 +69,9 @@ class KpiAccumulator:
     max_frequency_hz: float = float("-inf")
     lines: list[_LineStats] = field(default_factory=list)
     frozen_pots: int = 0
+    hourly: dict[int, list[float]] = field(default_factory=dict)
+    """Local clock hour (hours since the epoch, local time) → [renewable generated, site
+    consumption] in that hour [MWh], for the hour-by-hour renewable share."""
 
     def add(self, s: SiteStep, lines: list[PotLine]) -> None:
         h = s.dt_s / 3600.0
@@ -85,6 +98,11 @@ class KpiAccumulator:
             ),
         ):
             self.energy[key] = self.energy.get(key, 0.0) + mw * h
+        hour = math.floor((s.t_s + self.scenario.utc_offset_h * 3600.0) / 3600.0)
+        bucket = self.hourly.setdefault(hour, [0.0, 0.0])
+        # generated = used on site + exported (exports come from the renewable surplus first)
+        bucket[0] += (s.renewable_available_mw - s.curtailed_mw) * h
+        bucket[1] += s.load_mw * h
         self.min_frequency_hz = min(self.min_frequency_hz, s.frequency_hz)
         self.max_frequency_hz = max(self.max_frequency_hz, s.frequency_hz)
         if not self.lines:
@@ -128,6 +146,11 @@ class KpiAccumulator:
         )
         out["aluminium_t"] = round(sum(s.aluminium_t for s in self.lines), 3)
         out["aluminium_target_t"] = round(self.aluminium_target_t(), 3)
+        aluminium_t = sum(s.aluminium_t for s in self.lines)
+        out["co2_t_per_t_al"] = (
+            round(e.get("co2_t", 0.0) / aluminium_t, 5) if aluminium_t > 0 else None
+        )
+        out["renewable_share_hourly"] = round(hourly_matched_share(self.hourly.values()), 6)
         out["thermal_violation_min"] = round(self.thermal_violation_min, 1)
         out["min_bath_temp_c"] = round(
             min((s.min_bath_temp_c for s in self.lines), default=float("nan")), 3
@@ -154,3 +177,14 @@ class KpiAccumulator:
         }
         out["hours"] = round(self.hours, 4)
         return out
+
+    def share_by_hour(self) -> tuple[list[float], list[float]]:
+        """Each local clock hour of the run: its start (UNIX s) and the share of the site's
+        consumption in it that renewable generation of the same hour matched [0-1].  The first
+        and last hours may be partial."""
+        offset_s = self.scenario.utc_offset_h * 3600.0
+        starts, shares = [], []
+        for hour, (gen, used) in sorted(self.hourly.items()):
+            starts.append(hour * 3600.0 - offset_s)
+            shares.append(round(min(gen, used) / used, 6) if used > 0 else 0.0)
+        return starts, shares

@@ -128,6 +128,26 @@ def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--progress", action="store_true", help="progress bar even when not a tty")
 
 
+def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="broker, simulator and the daemon on an accelerated clock; writes a report",
+    )
+    p.add_argument("--scenario", default="yunnan-hydro-solar", help="scenario name or file")
+    p.add_argument("--days", type=float, default=1.0, help="simulated days (default 1)")
+    p.add_argument("--speed", type=float, default=1500.0, help="plant s per wall s (1500)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--out", default="demo-out", help="output folder (default ./demo-out)")
+    p.add_argument("--broker", help="use this broker, mqtt://HOST:PORT, instead of starting one")
+    p.add_argument(
+        "--embedded-broker", action="store_true", help="start amqtt even if Mosquitto is installed"
+    )
+    p.add_argument("--influx-url", help="the daemon logs here (token from INFLUX_TOKEN)")
+    p.add_argument("--influx-org", help="InfluxDB org")
+    p.add_argument("--influx-bucket", help="InfluxDB bucket")
+    p.add_argument("--progress", action="store_true", help="progress bar even when not a tty")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smelter-ems",
@@ -138,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _demo_parser(sub)
     _run_parser(sub)
     _simulate_parser(sub)
     _backtest_parser(sub)
@@ -209,6 +230,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return daemon_cli.run_command(args)
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "demo":
+        from harness.demo.command import demo_command  # noqa: PLC0415  (harness only)
+
+        return demo_command(args)
     if args.command == "backtest":
         from harness import report  # noqa: PLC0415  (harness only: see the docstring)
 
