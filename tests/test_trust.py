@@ -127,6 +127,35 @@ def test_one_message_from_another_time_does_not_move_the_plant_clock(forged_ts: 
     assert core.clock.now_s == T0 + 660.0
 
 
+@pytest.mark.parametrize("speed", [1500.0, 3000.0])
+def test_a_fast_simulator_is_followed_from_its_first_messages_not_taken_for_jumps(
+    speed: float,
+) -> None:
+    """At 1500x the simulator publishes every 150 s of plant time, 0.1 wall s apart.  Before
+    the speed was measured, each burst lay beyond the 120 s window: a 'jump' every 0.1 s, each
+    re-basing the clock, so the speed was never measured and the status stayed degraded."""
+    core = _core()
+    interval_s = speed / 10.0  # the simulator's automatic telemetry interval
+    for k in range(40):  # 4 wall seconds
+        _feed(core, T0 + interval_s * k, 0.1 * k)
+        core.tick(0.1 * k)
+    assert core.clock.now_s == T0 + interval_s * 39
+    assert core.clock.measured and core.clock.speed == pytest.approx(speed, rel=0.01)
+    assert core.ingest.rejected.total() == 0
+    assert not any("clock" in r for r in core.status().reasons)
+
+
+def test_before_the_speed_is_measured_a_forged_message_cannot_move_the_clock_far() -> None:
+    core = _core()
+    _feed(core, T0, 0.0)
+    forged = PotlineTelemetry(
+        ts=T0 + 3600.0, current_ka=400.0, voltage_v=1200.0, power_mw=480.0, pots_online=300
+    )
+    core.on_message(TOPICS.potline("L1"), encode(forged), 0.2)  # 0.2 wall s: 720 s at most
+    assert core.clock.now_s == T0
+    assert core.ingest.rejected == {"bad_ts": 1}
+
+
 def test_the_whole_plant_moving_together_is_a_jump_in_either_direction() -> None:
     for offset_s in (-6 * 3600.0, 5 * 3600.0):
         core = _running_core()

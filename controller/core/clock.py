@@ -25,6 +25,13 @@ class PlantClock:
         self.speed = 1.0
         self._anchor: tuple[float, float] | None = None  # (wall, plant) at the window start
         self._measured = False
+        self.first_wall_s: float | None = None
+        """Wall time of the first telemetry taken."""
+
+    @property
+    def measured(self) -> bool:
+        """Whether :attr:`speed` has been measured (else it is the assumed 1x)."""
+        return self._measured
 
     def extrapolated_s(self, wall_s: float) -> float | None:
         """Plant time now, from the last telemetry and the speed (None before any)."""
@@ -37,6 +44,7 @@ class PlantClock:
             self.now_s, self.wall_at_now_s = ts, wall_s
         if self._anchor is None:
             self._anchor = (wall_s, ts)
+            self.first_wall_s = wall_s
         elif wall_s - self._anchor[0] >= (
             SPEED_WINDOW_WALL_S if self._measured else FIRST_SPEED_WINDOW_WALL_S
         ):

@@ -9,8 +9,10 @@ Each message's ``ts`` is judged before anything else sees it:
 - with ``wall_clock_tolerance_s`` set (a real-time plant: set it on every real plant), too far
   from the daemon's UTC clock: ``bad_ts``, dropped, and it does not move the clock;
 - outside the window around the expected plant time (``ts_tolerance_s`` either way, widened by
-  two wall seconds of the plant's speed for delivery delays): ``bad_ts`` (``out_of_order`` if
-  also not newer than the stream's last), dropped, and it does not move the clock;
+  two wall seconds of the plant's speed for delivery delays, and ahead, until the speed is
+  measured, by :data:`UNMEASURED_SPEED_MAX` per wall second since the first telemetry):
+  ``bad_ts`` (``out_of_order`` if also not newer than the stream's last), dropped, and it does
+  not move the clock;
 - unless it is part of a **genuine jump**: when streams that together make up at least half of
   those heard so far (and at least two, where two have been heard) all land on the same new
   time base within :data:`JUMP_WINDOW_WALL_S` of wall time, the whole plant moved (a simulator
@@ -40,6 +42,12 @@ JUMP_WINDOW_WALL_S: Final = 10.0
 """Streams confirm a jump together within this much wall time."""
 DELAY_WALL_S: Final = 2.0
 """Delivery delay a message may have, in wall seconds (times the plant's speed)."""
+UNMEASURED_SPEED_MAX: Final = 3600.0
+"""Until the plant's speed is measured (:data:`~.clock.FIRST_SPEED_WINDOW_WALL_S` after the
+first telemetry), plant time may run ahead by up to this many plant seconds per wall second
+since then: a simulator at up to an hour per second is followed from its first messages, not
+taken for a clock jump at each of them (which re-based the clock so that its speed was never
+measured).  On a real plant ``wall_clock_tolerance_s`` bounds it anyway."""
 
 
 class Verdict(enum.Enum):
@@ -98,7 +106,7 @@ class Streams:
         if expected is None or clock.now_s is None:
             return self._accept(key, ts)
         window = self.window_s(clock)
-        if clock.now_s - window <= ts <= expected + window:
+        if clock.now_s - window <= ts <= expected + window + self._unmeasured_s(clock, wall_s):
             if last is not None and ts <= last:
                 return Check(Verdict.OUT_OF_ORDER, f"ts {ts:.3f} not after {last:.3f}")
             self._candidates.pop(key, None)
@@ -107,6 +115,12 @@ class Streams:
         if check.verdict is Verdict.BAD_TS and last is not None and ts <= last:
             return Check(Verdict.OUT_OF_ORDER, f"ts {ts:.3f} not after {last:.3f}")
         return check
+
+    @staticmethod
+    def _unmeasured_s(clock: PlantClock, wall_s: float) -> float:
+        if clock.measured or clock.first_wall_s is None:
+            return 0.0
+        return max(wall_s - clock.first_wall_s, 0.0) * UNMEASURED_SPEED_MAX
 
     def rebase(self, ts: float) -> None:
         """After a jump: every stream starts again from ``ts``'s time base."""

@@ -35,12 +35,6 @@ from wire.tasks import serve_until_signalled
 
 PREFIX: Final = "smelter-demo"
 """The demo's topic prefix: on a shared broker (``--broker``) it stays apart from a plant's."""
-TS_TOLERANCE_S: Final = 600.0
-"""``[controller] ts_tolerance_s`` for the demo's daemon.  Until it has measured the plant's
-speed, the daemon takes telemetry further than this ahead of the plant time it expects (at
-wall-clock speed) for a clock jump; a simulator at 1,500x that is late by a tenth of a wall
-second is 150 s ahead, beyond the default 120 s, and the daemon then re-based on every message
-and stayed degraded (measured).  600 s keeps the trust check and lets it measure the speed."""
 LEASE_TTL_S: Final = 2.0
 """The daemon waits a third of it after its claim before it sends setpoints: at 1,200x, 2 s is
 13 plant-minutes without control (the default 10 s would be over an hour)."""
@@ -90,7 +84,7 @@ def _write_config(opts: DemoOptions, settings: MqttSettings, run_dir: Path, poin
         f'[mqtt]\nurl = "{settings.url}"\nprotocol = "{settings.protocol}"\n'
         f'topic_prefix = "{settings.topic_prefix}"\nkeepalive_s = 5\n'
         f'[controller]\nsite = "{site}"\nstate_file = "{run_dir / "state.json"}"\n'
-        f"http_port = 0\nlease_ttl_s = {LEASE_TTL_S}\nts_tolerance_s = {TS_TOLERANCE_S:g}\n"
+        f"http_port = 0\nlease_ttl_s = {LEASE_TTL_S}\n"
         f'[influx]\nfiles_dir = "{points}"\nspool_dir = "{points / "spool"}"\n'
         "flush_interval_s = 0.5\n",
         encoding="utf-8",
