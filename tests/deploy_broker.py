@@ -1,6 +1,6 @@
 """The broker as deploy/mosquitto/ configures it, for tests: TLS, passwords, the ACL of four roles.
 
-:func:`make_secrets` runs ``deploy/mosquitto/make-secrets.sh`` (a throwaway CA, the broker's
+:func:`make_secrets` runs ``deploy/make-secrets.sh`` (a throwaway CA, the broker's
 certificate, a password per role); :class:`DeployedBroker` runs ``deploy/mosquitto/
 smelter-ems.conf`` with only its port and the directory of its files changed (and a log file
 added), and the shipped ACL copied where that configuration expects it.
@@ -28,7 +28,7 @@ PREFIX = "smelter"
 
 def make_secrets(directory: Path) -> None:
     subprocess.run(
-        [str(MOSQUITTO_DIR / "make-secrets.sh"), str(directory), "127.0.0.1", "localhost"],
+        [str(REPO / "deploy" / "make-secrets.sh"), str(directory), "127.0.0.1", "localhost"],
         check=True,
         capture_output=True,
     )

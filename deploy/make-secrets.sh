@@ -1,18 +1,22 @@
 #!/bin/sh
 # Make a throwaway CA, the broker's certificate, a client certificate and a password per role,
-# and Mosquitto's password file: for a test or a first install.  A plant replaces them with
-# certificates from its own CA and passwords from its own vault (docs/deployment.md, Secrets).
+# Mosquitto's password file, an InfluxDB token and admin password and a Grafana admin password:
+# for a test or a first install.  A plant replaces them with certificates from its own CA and
+# secrets from its own vault (docs/deployment.md, Secrets).
 #
-#   deploy/mosquitto/make-secrets.sh OUT_DIR [BROKER_NAME ...]
+#   deploy/make-secrets.sh OUT_DIR [BROKER_NAME ...]
 #
 # BROKER_NAME: the host names and IP addresses clients use to reach the broker; they go into
 # the server certificate, which clients check (default: localhost 127.0.0.1 mosquitto and this
-# host's name).  Writes into OUT_DIR (created, mode 0700; refuses to overwrite a CA):
+# host's name).  Writes into OUT_DIR (created, mode 0700, so that only its owner can reach the
+# files, which are 0644 inside: compose mounts them into containers that run as other users;
+# a host install copies them with their own owners and modes; refuses to overwrite a CA):
 #   ca.crt ca.key            the CA (keep ca.key off the broker; clients need ca.crt)
 #   server.crt server.key    the broker's certificate and key
 #   passwords                Mosquitto's password file (salted hashes)
 #   ROLE.password            each role's password, for that client's password_file
 #   ROLE.crt ROLE.key        each role's client certificate (for require_certificate true)
+#   influx.token influx.password grafana.password   for the compose stack's InfluxDB and Grafana
 # Needs openssl and mosquitto_passwd (Debian: openssl, mosquitto).
 set -eu
 
@@ -43,6 +47,7 @@ fi
 umask 077
 mkdir -p "$out"
 chmod 0700 "$out"
+umask 022
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -89,7 +94,8 @@ done
 # hashed in place (-U): the passwords never appear on a command line
 "$passwd_tool" -U "$tmp/plain"
 cp "$tmp/plain" "$out/passwords"
-
-# readable by the broker's group when installed (docs/deployment.md); the rest stays 0600
-chmod 0644 "$out/ca.crt" "$out/server.crt"
+openssl rand -hex 32 | tr -d '\n' >"$out/influx.token"
+openssl rand -base64 24 | tr -d '\n' >"$out/influx.password"
+openssl rand -base64 24 | tr -d '\n' >"$out/grafana.password"
+chmod 0644 "$out"/*
 echo "secrets for roles $ROLES in $out (server names: $*)"
