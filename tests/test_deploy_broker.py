@@ -96,12 +96,12 @@ def test_the_secrets_script_refuses_to_overwrite_a_ca(tmp_path: Path) -> None:
     assert (tmp_path / "ca.key").read_bytes() == before
     # only the owner reaches the files; inside, containers running as other users read them
     assert oct(tmp_path.stat().st_mode & 0o777) == "0o700"
-    assert sorted(p.name for p in tmp_path.glob("*.password")) == [
-        "controller.password",
-        "operator.password",
-        "plant.password",
-        "viewer.password",
-    ]
+    roles = ("controller", "plant", "operator", "viewer")
+    for role in roles:
+        assert len((tmp_path / f"{role}.password").read_text()) == 32
+    hashed = (tmp_path / "passwords").read_text().splitlines()
+    assert [line.split(":")[0] for line in hashed] == list(roles)
+    assert all(line.split(":")[1].startswith("$7$") for line in hashed)  # hashed, not plain
 
 
 @pytest.mark.parametrize(
