@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,7 +57,7 @@ class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     two wall seconds at the plant's speed) is refused and never kept."""
     state_file: str = ""
     """Where heat budget, production, mode and the last plan survive a restart; empty:
-    ``$STATE_DIRECTORY/state.json`` under systemd, else ``./smelter-ems-state.json``."""
+    ``state.json`` in :func:`state_directory` (never the current directory)."""
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, msgspec.Meta(ge=0, le=65_535)] = 9108
     """``/healthz`` and ``/metrics``; 0 turns the endpoint off."""
@@ -89,8 +90,22 @@ class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     def resolved_state_file(self) -> Path:
         if self.state_file:
             return Path(self.state_file)
-        base = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-        return Path(base) / "state.json" if base else Path("smelter-ems-state.json")
+        return state_directory(os.environ) / "state.json"
+
+
+def state_directory(environ: Mapping[str, str]) -> Path:
+    """Where the daemon keeps its state when the config names no file: systemd's
+    ``$STATE_DIRECTORY`` (``StateDirectory=``, the first one when there are several), else the
+    XDG state directory, ``$XDG_STATE_HOME/smelter-ems`` or ``~/.local/state/smelter-ems`` (a
+    relative ``XDG_STATE_HOME`` is ignored, as the XDG Base Directory spec says)."""
+    systemd = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd)
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "smelter-ems"
+    home = environ.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "state" / "smelter-ems"
 
 
 class DaemonConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -13,7 +13,7 @@ import msgspec
 from simulator.config import SimulatorConfig, SimulatorSection, load_simulator_config
 from simulator.offline import OfflineRun, run_offline
 from simulator.scenario import builtin_names, load_scenario
-from wire.link import MqttSettings
+from wire.link import mqtt_from_args
 from wire.tomlfile import FileError, convert
 
 if TYPE_CHECKING:
@@ -41,11 +41,8 @@ def _config(args: argparse.Namespace) -> SimulatorConfig:
     if args.step_s is not None:
         changes["step_s"] = args.step_s
     raw_sim = {**msgspec.to_builtins(sim), **changes}
-    raw_mqtt = msgspec.to_builtins(config.mqtt)
-    if args.broker is not None:
-        raw_mqtt["url"] = args.broker
     return SimulatorConfig(
-        mqtt=convert(raw_mqtt, MqttSettings, "--broker"),
+        mqtt=mqtt_from_args(config.mqtt, args),
         simulator=convert(raw_sim, SimulatorSection, "command line"),
     )
 

@@ -27,7 +27,7 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--config", help="TOML config file ([mqtt] and [simulator] tables)")
-    p.add_argument("--broker", help="broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT")
+    _mqtt_flags(p)
     p.add_argument("--speed", type=float, help="plant seconds per wall second (default 1)")
     p.add_argument("--offline", action="store_true", help="headless run, no broker, print KPIs")
     p.add_argument("--days", type=float, default=7.0, help="offline: days to simulate")
@@ -47,10 +47,27 @@ def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
 
 
+def _mqtt_flags(p: argparse.ArgumentParser) -> None:
+    """The broker connection, over the config's ``[mqtt]`` (docs/deployment.md)."""
+    g = p.add_argument_group("broker (override the config's [mqtt] table)")
+    g.add_argument("--broker", help="broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT")
+    g.add_argument("--mqtt-username", metavar="USER", help="the broker user (mqtt.username)")
+    g.add_argument(
+        "--mqtt-password-file",
+        metavar="FILE",
+        help="file holding the broker password (mqtt.password_file; replaces password_env)",
+    )
+    g.add_argument(
+        "--mqtt-ca-file", metavar="FILE", help="CA to check the broker with (mqtts:// only)"
+    )
+    g.add_argument("--mqtt-cert-file", metavar="FILE", help="client certificate (mqtts:// only)")
+    g.add_argument("--mqtt-key-file", metavar="FILE", help="client certificate's key")
+
+
 def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="the control daemon: MQTT telemetry in, safe setpoints out")
     p.add_argument("--config", help="TOML config file ([mqtt], [controller], [planner], ...)")
-    p.add_argument("--broker", help="broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT")
+    _mqtt_flags(p)
     site = p.add_mutually_exclusive_group()
     site.add_argument("--site", help="the site file (default: the config's [controller] site)")
     site.add_argument(

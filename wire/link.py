@@ -11,6 +11,7 @@ had to drop because its incoming queue was full are counted (:data:`INCOMING_DRO
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import random
@@ -22,7 +23,7 @@ from typing import Annotated, Final, Literal
 import aiomqtt
 import msgspec
 
-from wire.tomlfile import FileError, read_secret_file
+from wire.tomlfile import FileError, convert, read_secret_file
 from wire.topics import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,11 @@ class MqttSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         DEFAULT_PREFIX
     )
     tls: TlsSettings | None = None
+    """TLS files; None: an ``mqtts://`` broker is checked against the system's CA store."""
 
     def __post_init__(self) -> None:
         if self.password_env and self.password_file:
             raise ValueError("password_env: give password_env or password_file, not both")
-        if self.url.startswith("mqtts://") and self.tls is None:
-            raise ValueError("tls: mqtts:// needs a [mqtt.tls] table (it may be empty)")
 
     @property
     def host(self) -> str:
@@ -211,6 +211,55 @@ class LinkLog:
         )
 
 
+MQTT_FLAGS: Final = {
+    "username": "--mqtt-username",
+    "password_file": "--mqtt-password-file",
+    "ca_file": "--mqtt-ca-file",
+    "cert_file": "--mqtt-cert-file",
+    "key_file": "--mqtt-key-file",
+}
+"""The ``[mqtt]`` keys the command line can set (``run`` and ``simulate``), and their flags."""
+
+
+def with_flags(settings: MqttSettings, url: str | None = None, **given: str | None) -> MqttSettings:
+    """``settings`` with what the command line gives: ``url`` (``--broker``) and the keys of
+    :data:`MQTT_FLAGS` (None: not given).  A password file given here replaces a configured
+    ``password_env``; a TLS file needs an ``mqtts://`` URL.
+
+    Raises:
+        FileError: a value is not valid, naming the flag.
+    """
+    raw = msgspec.to_builtins(settings)
+    if url is not None:
+        raw["url"] = url
+    for key in ("username", "password_file"):
+        if given.get(key) is not None:
+            raw[key] = given[key]
+    if given.get("password_file") is not None:
+        raw.pop("password_env", None)
+    tls = {k: given[k] for k in ("ca_file", "cert_file", "key_file") if given.get(k) is not None}
+    if tls:
+        if not str(raw.get("url", "")).startswith("mqtts://"):
+            flag = MQTT_FLAGS[next(iter(tls))]
+            raise FileError(
+                "command line", flag, raw.get("url"), "needs an mqtts:// broker URL (--broker)"
+            )
+        raw["tls"] = {**(raw.get("tls") or {}), **tls}
+    try:
+        return convert(raw, MqttSettings, "command line")
+    except FileError as exc:
+        key = exc.key.removeprefix("tls.")
+        flag = "--broker" if key == "url" else MQTT_FLAGS.get(key, exc.key)
+        raise FileError("command line", flag, exc.value, exc.reason) from None
+
+
+def mqtt_from_args(settings: MqttSettings, args: argparse.Namespace) -> MqttSettings:
+    """:func:`with_flags` from parsed arguments (``--broker`` and :data:`MQTT_FLAGS`; a
+    namespace without them changes nothing)."""
+    given = {key: getattr(args, f"mqtt_{key}", None) for key in MQTT_FLAGS}
+    return with_flags(settings, getattr(args, "broker", None), **given)
+
+
 # --- clients ------------------------------------------------------------------------------
 
 
@@ -226,8 +275,8 @@ def make_client(
     re-enter a client whose connection failed, empicano/aiomqtt#269)."""
     tls_params: aiomqtt.TLSParameters | None = None
     tls_insecure: bool | None = None
-    if settings.url.startswith("mqtts://") and settings.tls is not None:
-        tls = settings.tls
+    if settings.url.startswith("mqtts://"):
+        tls = settings.tls or TlsSettings()
         tls_params = aiomqtt.TLSParameters(
             ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file
         )

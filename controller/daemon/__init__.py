@@ -6,7 +6,8 @@ asyncio, :mod:`controller.daemon.lease` decides which instance on a broker is th
 :mod:`controller.daemon.persist` keeps what survives a restart, :mod:`controller.daemon.troubles`
 says when a failure starts and ends, :mod:`controller.daemon.paho_hooks` reads what aiomqtt does
 not tell (refused publications) and ends a connection so that the last will goes out,
-:mod:`controller.daemon.http` serves ``/healthz`` and ``/metrics``, and
+:mod:`controller.daemon.http` serves ``/healthz`` and ``/metrics``,
+:mod:`controller.daemon.systemd` tells systemd it is ready and alive (the watchdog), and
 :mod:`controller.daemon.cli` reads the config and site files and the flags.  Operations:
 docs/operations.md.
 """
@@ -17,7 +18,8 @@ import asyncio
 import logging
 
 from controller.config import DaemonConfig
-from controller.daemon.service import Daemon, sd_notify
+from controller.daemon.service import Daemon
+from controller.daemon.systemd import sd_notify, supervise
 from controller.site import SiteModel
 from wire.tasks import serve_until_signalled
 from wire.tomlfile import FileError
@@ -42,6 +44,10 @@ async def _serve_until_signalled(config: DaemonConfig, site: SiteModel) -> None:
     daemon = Daemon(config, site)
 
     async def serve(stop: asyncio.Event) -> None:
-        await daemon.run(stop, ready=lambda: sd_notify("READY=1"))
+        notify = asyncio.create_task(supervise(daemon))
+        try:
+            await daemon.run(stop)
+        finally:
+            notify.cancel()
 
     await serve_until_signalled(serve, on_signal=lambda: sd_notify("STOPPING=1"), logger=log)

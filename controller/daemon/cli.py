@@ -20,7 +20,7 @@ from controller.config import ControllerSection, DaemonConfig, load_daemon_confi
 from controller.site import SiteModel
 from controller.sitefile import load_site
 from controller.tsdb.settings import with_overrides
-from wire.link import MqttSettings
+from wire.link import mqtt_from_args
 from wire.tomlfile import FileError, convert
 
 log = logging.getLogger(__name__)
@@ -36,16 +36,13 @@ def usage_error(message: str) -> int:
 def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     """The config file (or the defaults) with the command line's overrides."""
     config = load_daemon_config(args.config) if args.config else DaemonConfig()
-    raw_mqtt = msgspec.to_builtins(config.mqtt)
-    if args.broker is not None:
-        raw_mqtt["url"] = args.broker
     raw_ctl = msgspec.to_builtins(config.controller)
     for key in ("site", "state_file", "http_port"):
         if getattr(args, key) is not None:
             raw_ctl[key] = getattr(args, key)
     return msgspec.structs.replace(
         config,
-        mqtt=convert(raw_mqtt, MqttSettings, "--broker"),
+        mqtt=mqtt_from_args(config.mqtt, args),
         controller=convert(raw_ctl, ControllerSection, "command line"),
         influx=with_overrides(
             config.influx, url=args.influx_url, org=args.influx_org, bucket=args.influx_bucket

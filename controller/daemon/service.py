@@ -33,7 +33,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import socket
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -157,12 +156,14 @@ class Daemon:
         close cleanly (which discards the last will)."""
         self._farewell_taken = False
         self._ready: Callable[[], None] | None = None
-        """Called once, at the first connection (systemd's READY=1)."""
+        """Called once, at the first connection."""
         self._connected_s = 0.0
         """When the present connection began (wall, monotonic)."""
         self._wake = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solver")
         self._solving: asyncio.Future[Schedule] | None = None
+        self._solve_deadline_s = 0.0
+        """When the solve in progress is answered with the fallback plan (wall, monotonic)."""
         self._planner_task: asyncio.Task[None] | None = None
         self._last_save_wall_s = -SAVE_EVERY_WALL_S
         self._last_forecasters_wall_s = 0.0
@@ -182,6 +183,12 @@ class Daemon:
     def is_active(self) -> bool:
         """Whether this instance holds the controller lease (it sends setpoints)."""
         return self.lease.active(self._monotonic())
+
+    def solve_overrun_s(self, now: float) -> float:
+        """How long the solve in progress has run past its deadline (0: none has)."""
+        if self._solving is None or self._solving.done():
+            return 0.0
+        return max(0.0, now - self._solve_deadline_s)
 
     # --- start ----------------------------------------------------------------------------
 
@@ -357,6 +364,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._solving = loop.run_in_executor(self._executor, self.core.planner.plan, job)
         deadline_s = job.config.time_limit_s + SOLVER_MARGIN_S
+        self._solve_deadline_s = self._monotonic() + deadline_s
         schedule: Schedule | None
         try:
             schedule = await asyncio.wait_for(asyncio.shield(self._solving), deadline_s)
@@ -687,18 +695,3 @@ class _SinkRecorder:
 
     def kpis(self, ts_s: float, table: dict[str, float]) -> None:
         self.sink.write(kpi_points(table, self.site_name, ts_s, period="day"))
-
-
-def sd_notify(message: str, environ: Mapping[str, str] = os.environ) -> None:
-    """Tell systemd (``Type=notify``) about readiness or a stop; nothing without systemd."""
-    address = environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with (
-        contextlib.suppress(OSError),
-        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
-    ):
-        sock.connect(address)
-        sock.sendall(message.encode())
