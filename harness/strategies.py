@@ -23,6 +23,7 @@ import numpy as np
 from controller.core.planners import MpcPlanner
 from controller.core.ports import PlanJob, Planner
 from controller.planner import scheduler
+from controller.planner.highs import HighsModel
 from controller.planner.types import FloatArray, LineState, PlantState, Schedule, SolveStatus
 from controller.safety import Key
 from controller.site import LineModel, SiteModel
@@ -221,13 +222,14 @@ class OraclePlanner:
     name: str = "oracle"
     source: Source = Source.MPC
     uses_forecast: bool = False
+    model: HighsModel = field(default_factory=HighsModel, compare=False, repr=False)
 
     def plan(self, job: PlanJob) -> Schedule:
         cfg = job.config
         step_s = cfg.step_min * 60.0
         starts_s = job.forecast.times_s
         truth = QuantileForecast.point(starts_s, self.true_supply(job.now_s, cfg.steps, step_s))
-        return scheduler.solve(job.site, job.state, truth, cfg)
+        return scheduler.solve(job.site, job.state, truth, cfg, model=self.model)
 
 
 STRATEGIES = ("flat", "rule", "mpc", "oracle")
