@@ -19,9 +19,11 @@ A strategy that sends nothing (``flat``) leaves the plant exactly as an offline 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +44,32 @@ from wire import encode
 
 Progress = Callable[[str, float], None]
 """(what is running, fraction of the whole job done) → None."""
+
+QUIET_LOGGERS: dict[str, int] = {
+    "simulator.protection": logging.WARNING,
+    "controller.core": logging.WARNING,
+    "controller.core.alarms": logging.ERROR,
+}
+"""The plant's protection logs each asset leaving its safe default, and the controller's core
+each safety-layer change and status, at INFO, in every run; the core warns of each kind of
+plant alarm once and then hourly.  A backtest counts all of them in its KPIs (``alarms``,
+``safety_events``), so they stay out of its log."""
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """Raise the loggers of :data:`QUIET_LOGGERS` to their level for the block, unless they
+    are set to log DEBUG (someone is looking)."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in QUIET_LOGGERS]
+    for lg, _ in saved:
+        if not lg.isEnabledFor(logging.DEBUG):
+            lg.setLevel(QUIET_LOGGERS[lg.name])
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
+
 
 TIMING_KEYS = frozenset({"solve_ms_p50", "solve_ms_p95", "solve_s", "runtime_s"})
 """KPIs that depend on the machine, not on the seed."""

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import math
 import sys
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 from controller.planner.types import PlannerConfig
-from harness.backtest import BacktestResult, run_all
+from harness.backtest import BacktestResult, quiet_logs, run_all
 from harness.strategies import STRATEGIES
 from simulator.scenario import builtin_names, load_scenario
 from wire.tomlfile import FileError, convert
@@ -229,34 +228,19 @@ def backtest_command(args: argparse.Namespace) -> int:
 
     show = args.progress or sys.stderr.isatty()
     bar = ProgressBar(sys.stderr) if show else None
-    # The plant's protection logs each asset leaving its safe default, and the controller's
-    # core each safety-layer change and status, at INFO, in every run: noise between the
-    # progress bar's redraws.  Both are counted in the KPIs anyway.
-    # The plant's alarms reach the core too, which warns of each kind once and then hourly:
-    # in a backtest the KPIs count them (`alarms`), so they stay out of the log.
-    quiet = {
-        "simulator.protection": logging.WARNING,
-        "controller.core": logging.WARNING,
-        "controller.core.alarms": logging.ERROR,
-    }
-    saved_levels = [(logging.getLogger(name), logging.getLogger(name).level) for name in quiet]
-    for lg, _ in saved_levels:
-        if not lg.isEnabledFor(logging.DEBUG):
-            lg.setLevel(quiet[lg.name])
     try:
-        summaries = run_all(
-            names,
-            strategies,
-            args.days,
-            args.seed,
-            planner=planner,
-            progress=bar,
-            trace=out is not None,
-            on_result=save,
-        )
+        with quiet_logs():
+            summaries = run_all(
+                names,
+                strategies,
+                args.days,
+                args.seed,
+                planner=planner,
+                progress=bar,
+                trace=out is not None,
+                on_result=save,
+            )
     finally:
-        for lg, level in saved_levels:
-            lg.setLevel(level)
         if bar is not None:
             bar.close()
     if out is not None:

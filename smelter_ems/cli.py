@@ -99,6 +99,35 @@ def _backtest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
 
 
+def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sweep", help="a grid of backtests (scenarios x seeds x settings) on Dask")
+    p.add_argument(
+        "--scenario",
+        default="all",
+        help="built-in scenario names or scenario files, comma-separated, or 'all'",
+    )
+    p.add_argument("--seeds", default="1", help="seeds: 1-20, or 1,3,5-7 (default 1)")
+    p.add_argument("--days", type=float, default=2.0, help="simulated days per cell (default 2)")
+    p.add_argument(
+        "--strategy",
+        default="flat,rule,mpc,oracle",
+        help="comma-separated strategies (default all four; capture needs flat and oracle)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="sweep a planner. or site. key over these values (repeatable: every combination)",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local cluster size (default: one per CPU)")
+    where.add_argument("--scheduler", help="an existing Dask cluster, tcp://HOST:PORT")
+    p.add_argument("--out", metavar="DIR", help="write cells.parquet, cells.csv, summary, plot")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--progress", action="store_true", help="progress bar even when not a tty")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smelter-ems",
@@ -112,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     _simulate_parser(sub)
     _backtest_parser(sub)
+    _sweep_parser(sub)
     _forecast_eval_parser(sub)
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
     sc.add_argument("--json", action="store_true")
@@ -189,6 +219,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from harness import report  # noqa: PLC0415  (harness only: see the docstring)
 
         return report.backtest_command(args)
+    if args.command == "sweep":
+        from harness.sweep import command as sweep  # noqa: PLC0415  (harness only)
+
+        return sweep.sweep_command(args)
     if args.command == "forecast-eval":
         from harness import forecast_eval  # noqa: PLC0415  (harness only)
 
