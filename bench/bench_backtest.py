@@ -38,7 +38,7 @@ def main() -> None:
         t0 = time.perf_counter()
         kpis = run_backtest(scenario, name, days=args.days, seed=args.seed).kpis
         wall_s = time.perf_counter() - t0
-        solve_s = kpis["solve_s"]
+        solve_s = kpis.get("solve_s")
         solver_s = float(solve_s) if isinstance(solve_s, int | float) else 0.0
         loop_s = wall_s - solver_s
         print(

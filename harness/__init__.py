@@ -7,7 +7,8 @@ With the command-line dispatcher, the only package that imports both ``controlle
     run_backtest(scenario, strategy_name, days=..., seed=...) -> BacktestResult
     run_all(scenario_names, strategies, days, seed) -> [summary JSON object per scenario]
     capture_ratio(results) -> float | None
-    make_planner(strategy_name, true_supply) -> Planner   (flat, rule, mpc, oracle)
+    make_planner(strategy_name, true_supply) -> Planner   (flat, rule, mpc, oracle; the bound
+    is one LP over the run, harness.bound)
 """
 
 from harness.backtest import BacktestResult, capture_ratio, run_all, run_backtest

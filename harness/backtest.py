@@ -36,6 +36,7 @@ from controller.core.ports import PlanJob
 from controller.planner.types import FloatArray, PlannerConfig, PlantState, Schedule, SolveStatus
 from controller.site import SiteModel
 from controller.state import DAY_S
+from harness.bound import run_bound
 from harness.site_from_scenario import site_from_scenario
 from harness.strategies import OPTIMISERS, make_planner
 from simulator.kpi import SAFE_BATH_C, SAFE_SUPERHEAT_K, SiteStep
@@ -227,6 +228,13 @@ def run_backtest(
     """
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     config = planner or PlannerConfig()
+    if strategy_name == "bound":
+        if not 0.0 < days <= 3660.0:
+            raise ValueError(f"days must be in (0, 3660], got {days}")
+        kpis = run_bound(sc, days=days, seed=seed, planner=config)
+        if progress is not None:
+            progress(f"{sc.name} bound", 1.0)
+        return BacktestResult(sc.name, strategy_name, days, seed, kpis, None)
     plant = Plant(sc, seed)
     cycle_s = config.step_min * 60.0
     steps_per_cycle = round(cycle_s / plant.step_s)
@@ -301,17 +309,20 @@ def _renewable_used_mwh(kpis: Mapping[str, object]) -> float:
 
 
 def capture_ratio(
-    results: Mapping[str, Mapping[str, object]], key: str = "renewable_used_mwh"
+    results: Mapping[str, Mapping[str, object]],
+    key: str = "renewable_used_mwh",
+    against: str = "oracle",
 ) -> float | None:
-    """(mpc − flat) / (oracle − flat) renewable used (``key``); None when a term is missing or
-    the oracle gains nothing over flat (no headroom to capture)."""
+    """(mpc − flat) / (``against`` − flat) renewable used (``key``), against the ``oracle`` or
+    the ``bound``; None when a term is missing or ``against`` gains nothing over flat (no
+    headroom to capture)."""
     used: dict[str, float] = {}
-    for name in ("flat", "mpc", "oracle"):
+    for name in ("flat", "mpc", against):
         value = results.get(name, {}).get(key)
         if not isinstance(value, int | float):
             return None
         used[name] = float(value)
-    headroom = used["oracle"] - used["flat"]
+    headroom = used[against] - used["flat"]
     if headroom <= 0.0:
         return None
     return round((used["mpc"] - used["flat"]) / headroom, 4)
@@ -329,6 +340,10 @@ def summary(
         "results": kpis,
         "capture_ratio": capture_ratio(kpis),
         "capture_ratio_after_day1": capture_ratio(kpis, "renewable_used_after_day1_mwh"),
+        "capture_ratio_vs_bound": capture_ratio(kpis, against="bound"),
+        "capture_ratio_vs_bound_after_day1": capture_ratio(
+            kpis, "renewable_used_after_day1_mwh", against="bound"
+        ),
     }
 
 

@@ -30,6 +30,7 @@ TABLE_ROWS = (
     ("renewable_available_mwh", "{:.0f}"),
     ("renewable_used_mwh", "{:.0f}"),
     ("renewable_used_after_day1_mwh", "{:.0f}"),
+    ("renewable_used_unrelaxed_mwh", "{:.0f}"),
     ("renewable_share", "{:.3f}"),
     ("curtailed_mwh", "{:.0f}"),
     ("grid_import_mwh", "{:.0f}"),
@@ -73,7 +74,12 @@ def format_table(summary: dict[str, Any]) -> str:
             value = results[n].get(key)
             cells.append("-" if value is None else fmt.format(value))
         lines.append(f"{key:<30}" + "".join(f"{c:>{width}}" for c in cells))
-    for key in ("capture_ratio", "capture_ratio_after_day1"):
+    for key in (
+        "capture_ratio",
+        "capture_ratio_after_day1",
+        "capture_ratio_vs_bound",
+        "capture_ratio_vs_bound_after_day1",
+    ):
         ratio = summary.get(key)
         lines.append(f"{key:<30}{'-' if ratio is None else f'{ratio:.3f}':>{width}}")
     return "\n".join(lines)
@@ -216,7 +222,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         return _error(str(exc))
 
     def save(result: BacktestResult) -> None:
-        if out is None:
+        if out is None or result.trace is None:  # the bound has no trace
             return
         folder = out / result.scenario
         folder.mkdir(parents=True, exist_ok=True)

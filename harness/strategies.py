@@ -9,7 +9,10 @@ the daemon.  They differ only in how they plan:
   (nominal current, BESS idle, captive unit holding): the baseline every gain is measured from.
 - ``rule``: a greedy surplus-follower without an optimiser (:class:`RulePlanner`).
 - ``mpc``: the product (:class:`~controller.core.planners.MpcPlanner`), with its own forecasts.
-- ``oracle``: the same planner with perfect foresight of the true supply: the upper bound.
+- ``oracle``: the same planner with perfect foresight of the true supply, still on a
+  receding horizon in closed loop: a strong strategy, not an upper bound.
+- ``bound``: not a planner but one perfect-foresight LP over the whole run
+  (:mod:`harness.bound`), which no strategy may exceed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from controller.core.planners import MpcPlanner
 from controller.core.ports import PlanJob, Planner
 from controller.planner import scheduler
+from controller.planner.highs import HighsModel
 from controller.planner.types import FloatArray, LineState, PlantState, Schedule, SolveStatus
 from controller.safety import Key
 from controller.site import LineModel, SiteModel
@@ -221,16 +225,19 @@ class OraclePlanner:
     name: str = "oracle"
     source: Source = Source.MPC
     uses_forecast: bool = False
+    model: HighsModel = field(default_factory=HighsModel, compare=False, repr=False)
 
     def plan(self, job: PlanJob) -> Schedule:
         cfg = job.config
         step_s = cfg.step_min * 60.0
         starts_s = job.forecast.times_s
         truth = QuantileForecast.point(starts_s, self.true_supply(job.now_s, cfg.steps, step_s))
-        return scheduler.solve(job.site, job.state, truth, cfg)
+        return scheduler.solve(job.site, job.state, truth, cfg, model=self.model)
 
 
-STRATEGIES = ("flat", "rule", "mpc", "oracle")
+STRATEGIES = ("flat", "rule", "mpc", "oracle", "bound")
+"""``bound`` is no planner: one LP over the whole run (:mod:`harness.bound`), which the
+backtest solves instead of running the plant."""
 OPTIMISERS = frozenset({"mpc", "oracle"})
 """The strategies whose plans are solves (the backtest reports their solve times)."""
 
@@ -247,4 +254,6 @@ def make_planner(name: str, true_supply: TrueSupply | None = None) -> Planner:
         if true_supply is None:
             raise ValueError("the oracle needs the true supply")
         return OraclePlanner(true_supply)
+    if name == "bound":
+        raise ValueError("the bound is no planner: it is one LP over the run (harness.bound)")
     raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")

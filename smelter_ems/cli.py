@@ -194,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", help="validate a config file and its site file, explain what is wrong"
     )
     cc.add_argument("file")
+    cc.add_argument(
+        "--solve",
+        action="store_true",
+        help="also solve the configured planning problem once and warn (exit 1) when it takes "
+        "over half the planner's time limit",
+    )
     return parser
 
 
@@ -246,7 +252,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return daemon_cli.run_command(args)
     if args.command == "check-config":
-        return _check_config(args.file)
+        return _check_config(args.file, args.solve)
     if args.command == "demo":
         from harness.demo.command import demo_command  # noqa: PLC0415  (harness only)
 
@@ -282,7 +288,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return EXIT_USAGE
 
 
-def _check_config(path: str) -> int:
+def _check_config(path: str, solve: bool = False) -> int:
     """The whole file: TOML, table names and the simulator's tables (when the simulator is
     installed), then the daemon's tables and the site file they name."""
     from controller.daemon import cli as daemon_cli  # noqa: PLC0415  (no simulator needed)
@@ -298,7 +304,7 @@ def _check_config(path: str) -> int:
         code = sim_cli.check_config(path, announce=False)
         if code != EXIT_OK:
             return code
-    code = daemon_cli.check_config(path)
+    code = daemon_cli.check_config(path, dry_solve=solve)
     if code == EXIT_OK:
         print(f"{path}: OK{unchecked}")
         if not daemon_cli.names_a_site(path):

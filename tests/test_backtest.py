@@ -176,6 +176,8 @@ def test_cli_json_is_one_object_per_scenario(capsys: pytest.CaptureFixture[str])
         "results",
         "capture_ratio",
         "capture_ratio_after_day1",
+        "capture_ratio_vs_bound",
+        "capture_ratio_vs_bound_after_day1",
     }
     assert (one["scenario"], one["days"], one["seed"]) == ("yunnan-hydro-solar", 0.1, 2)
     assert set(one["results"]) == {"flat", "rule"}

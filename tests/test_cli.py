@@ -190,3 +190,22 @@ def test_scenarios_lists_the_built_ins(capsys: pytest.CaptureFixture[str]) -> No
         "xinjiang-islanded",
     }
     assert [r["islanded"] for r in rows if r["name"] == "xinjiang-islanded"] == [True]
+
+
+def test_check_config_solve_times_the_configured_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--solve solves the example's problem once and says how long it took; with a time limit
+    the solve cannot keep half of, it warns, names the remedies and exits 1."""
+    deploy = Path(__file__).parent.parent / "deploy"
+    example = deploy / "smelter-ems.example.toml"
+    assert main(["check-config", "--solve", str(example)]) == 0
+    out = capsys.readouterr().out
+    assert "one cold solve of the configured problem took" in out and "warning" not in out
+
+    tight = tmp_path / "tight.toml"
+    (tmp_path / "site.example.toml").write_text((deploy / "site.example.toml").read_text())
+    tight.write_text(example.read_text().replace("time_limit_s = 10.0", "time_limit_s = 0.001", 1))
+    assert main(["check-config", "--solve", str(tight)]) == 1
+    out = capsys.readouterr().out
+    assert "warning: the planner's dry solve" in out and "far_step_min = 60" in out

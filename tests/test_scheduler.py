@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy import optimize
 from scipy.linalg import expm
 
-from controller.planner import scheduler
+from controller.planner.highs import HighsModel, LpResult, LpStatus
 from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.planner.model import Axis
 from controller.planner.recursion import Recursion, Term
@@ -222,18 +220,18 @@ def test_an_unclassified_highs_outcome_is_solved_again_without_presolve(
     line = LineModel("L1")
     site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5))
     cfg = PlannerConfig(horizon_h=24)
-    calls: list[bool] = []
-    real = scheduler._highs
+    presolve: list[str] = []
+    real = HighsModel._run
 
-    def flaky(*args: Any) -> optimize.OptimizeResult:
-        calls.append(args[-1])
-        if args[-1]:  # with presolve
-            return optimize.OptimizeResult(x=None, status=scheduler.MILP_OTHER, message="Unknown")
-        return real(*args)
+    def flaky(self: HighsModel, time_limit_s: float, *, warm: bool) -> LpResult:
+        presolve.append(self._highs.getOptionValue("presolve")[1])
+        if presolve[-1] != "off":
+            return LpResult(LpStatus.FAILED, None, float("nan"), "Unknown", warm, 0)
+        return real(self, time_limit_s, warm=warm)
 
-    monkeypatch.setattr(scheduler, "_highs", flaky)
+    monkeypatch.setattr(HighsModel, "_run", flaky)
     s = solve(site, state_for(site), flat_forecast(cfg, 500.0), cfg)
-    assert calls == [True, False]
+    assert presolve == ["choose", "off"]
     assert s.status == SolveStatus.OPTIMAL
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 import msgspec
 
 from controller import daemon
 from controller.config import ControllerSection, DaemonConfig, load_daemon_config
+from controller.planner import dryrun
 from controller.site import SiteModel
 from controller.sitefile import load_site
 from controller.tsdb.settings import with_overrides
@@ -102,13 +104,28 @@ def names_a_site(path: str) -> bool:
     return bool(load_daemon_config(path).controller.site)
 
 
-def check_config(path: str) -> int:
+def check_config(path: str, *, dry_solve: bool = False) -> int:
     """The daemon's tables of the config file and the site file it names: print what is wrong
-    and return 2, or return 0 (printing nothing: the dispatcher says what was checked)."""
+    and return 2, or return 0 (printing nothing: the dispatcher says what was checked).
+
+    ``dry_solve``: also solve the configured planning problem once
+    (:func:`controller.planner.dryrun.dry_solve`) and print how long it took; return 1 when
+    it took over half the time limit or fell back, with the remedies."""
     try:
         config = load_daemon_config(path)
-        if config.controller.site:
-            configured_site(config, path, "controller.site")
+        site = configured_site(config, path, "controller.site") if config.controller.site else None
     except FileError as exc:
         return usage_error(str(exc))
+    if dry_solve:
+        if site is None:
+            return usage_error(f"{path}: --solve needs the site file ([controller] site)")
+        run = dryrun.dry_solve(site, config.planner, time.time())
+        print(
+            f"{path}: planner: one cold solve of the configured problem took "
+            f"{run.solve_ms:.0f} ms ({run.status.value}; "
+            f"time limit {config.planner.time_limit_s:g} s)"
+        )
+        if run.warning:
+            print(f"{path}: warning: {run.warning}")
+            return 1
     return 0

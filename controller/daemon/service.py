@@ -8,6 +8,8 @@ Tasks, all on one event loop::
              heartbeats; starts a planning job on a worker thread when one is due and the
              solver is free; saves the state
     http     ``/healthz`` and ``/metrics`` on a loopback port
+    startup  one dry solve of the planning problem on a thread of its own
+             (:mod:`.startup`): a warning and a status reason when it is slow
 
 Only the instance that holds the controller lease (:mod:`.lease`) sends setpoints, the plan and
 the controller's status; another instance's core is on standby, and its status goes to its own
@@ -51,6 +53,7 @@ from controller.daemon.http import serve_http
 from controller.daemon.lease import Lease
 from controller.daemon.outbound import Outbound
 from controller.daemon.paho_hooks import PubackWatch, drop_connection
+from controller.daemon.startup import StartupCheck
 from controller.daemon.troubles import Refusals, Trouble
 from controller.planner.types import PlantState, Schedule
 from controller.site import SiteModel
@@ -178,6 +181,8 @@ class Daemon:
             monotonic=monotonic,
         )
         self.planning = True
+        self.startup = StartupCheck(site, config.planner, self.core)
+        """One dry solve of the planning problem at start-up, beside everything else."""
 
     @property
     def is_active(self) -> bool:
@@ -219,6 +224,7 @@ class Daemon:
             key = "influx.files_dir" if self.influx.url is None else "influx.spool_dir"
             raise FileError("", key, exc.filename, f"cannot be used: {exc.strerror}") from None
         self.core.recorder = _SinkRecorder(self.sink, self.core.site, self.instance)
+        checking = asyncio.create_task(self.startup.run())
         link_stop = asyncio.Event()
         link = asyncio.create_task(self._stay_connected(link_stop, ready))
         ticker = asyncio.create_task(self._tick_forever(stop))
@@ -236,6 +242,8 @@ class Daemon:
             raise
         finally:
             stopped.cancel()
+            checking.cancel()
+            self.startup.close()
             for task in (ticker, link):
                 if failure is None and task.done() and not task.cancelled():
                     failure = task.exception()

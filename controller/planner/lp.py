@@ -33,6 +33,8 @@ class LinearProgram:
     _lb: list[FloatArray] = field(default_factory=list)
     _ub: list[FloatArray] = field(default_factory=list)
     n_rows: int = 0
+    segments: list[tuple[int, int]] = field(default_factory=list)
+    """(first row, count) of each :meth:`rows` call: a warm start shifts the per-step ones."""
 
     def var(
         self,
@@ -72,6 +74,7 @@ class LinearProgram:
         self._ub.append(np.broadcast_to(np.asarray(ub, dtype=float), (n,)).copy())
         first, _ = self.families.get(family, (start, start))
         self.families[family] = (first, start + n)
+        self.segments.append((start, n))
         self.n_rows += n
 
     def soft_range(

@@ -1,11 +1,11 @@
-"""Receding-horizon schedule for pot-line current, BESS and captive unit (LP, HiGHS via scipy).
+"""Receding-horizon schedule for pot-line current, BESS and captive unit (LP, HiGHS).
 
 ``solve(site, state, forecast, config)`` builds the LP of :mod:`controller.planner.model`,
-solves it with HiGHS through :func:`scipy.optimize.milp` (no integer variables: an LP) under a
-time limit and returns a :class:`Schedule`.  It never comes back empty: limits that can bend are
-soft with priced slack (reported in ``Schedule.bent``), and when the solver fails or runs out of
-time without a solution it returns :func:`fallback` (nominal current, BESS idle, captive unit
-holding) with the reason.
+solves it with HiGHS (:mod:`controller.planner.highs`, warm-started from the planner's last
+solve when given its model) under a time limit and returns a :class:`Schedule`.  It never
+comes back empty: limits that can bend are soft with priced slack (reported in
+``Schedule.bent``), and when the solver fails or runs out of time without a solution it
+returns :func:`fallback` (nominal current, BESS idle, captive unit holding) with the reason.
 Trajectories in the schedule are rolled forward with the same recursions that built the
 constraints (:mod:`controller.planner.recursion`).
 """
@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
+from controller.planner.highs import HighsModel, LpStatus
 from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.planner.lp import FloatArray
 from controller.planner.model import Axis, Built, bess_energy, build, on_values
@@ -34,8 +34,6 @@ from controller.site import LineModel, SiteModel
 from forecasting.types import QuantileForecast
 
 BENT_TOLERANCE = 1e-6
-MILP_OTHER = 4
-"""scipy.optimize.milp's status for a HiGHS outcome it has no name for (e.g. "Unknown")."""
 
 
 def solve(
@@ -44,9 +42,12 @@ def solve(
     forecast: QuantileForecast,
     config: PlannerConfig,
     reference: Schedule | None = None,
+    model: HighsModel | None = None,
 ) -> Schedule:
     """Plan from ``state`` over ``config.horizon_h``; linearise around ``reference`` (the previous
-    plan) when given.  Never raises on bad numbers or solver trouble: returns a fallback."""
+    plan) when given.  ``model``: the planner's HiGHS model, warm-started from its last solve
+    (None: a cold solve on a fresh one).  Never raises on bad numbers or solver trouble: returns
+    a fallback."""
     t_start = time.perf_counter()
     try:
         axis = Axis.for_config(state.t_s, config, site.utc_offset_h)
@@ -55,31 +56,15 @@ def solve(
     fc = fit_forecast(forecast, axis)
     try:
         lp, built = build(site, state, fc, config, axis, reference)
-        a, row_lo, row_hi = lp.matrix()
-        lo, hi = lp.bounds()
-        cost = lp.cost_vector()
-        numbers = (a.data, cost, row_lo, row_hi, lo, hi)
-        if any(np.isnan(v).any() for v in numbers) or not all(
-            np.isfinite(v).all() for v in numbers[:2]
-        ):
-            raise ValueError("non-finite coefficient (NaN in the state or forecast)")
-        constraints = optimize.LinearConstraint(a, row_lo, row_hi)
-        res = _highs(cost, constraints, optimize.Bounds(lo, hi), config.time_limit_s, True)
-        left_s = config.time_limit_s - (time.perf_counter() - t_start)
-        if res.x is None and res.status == MILP_OTHER and left_s > 0.0:
-            # HiGHS's presolve now and then hands back a model it cannot classify ("model
-            # status Unknown", primal feasible); the same model solves without it
-            res = _highs(cost, constraints, optimize.Bounds(lo, hi), left_s, False)
+        res = (model or HighsModel(warm=False)).solve(lp, axis.times_s, config.time_limit_s)
     except ValueError as exc:
         return fallback(
             site, state, fc, config, f"model could not be built: {exc}", solve_ms=_ms(t_start)
         )
     solve_ms = _ms(t_start)
-    if res.x is None or res.status not in (0, 1):
+    if res.x is None or res.status == LpStatus.FAILED:
         return fallback(site, state, fc, config, f"solver: {res.message}", solve_ms=solve_ms)
-    # status 1 = iteration or time limit; HiGHS then returns its best primal point, which is
-    # feasible only if the simplex had reached phase 2
-    status = SolveStatus.OPTIMAL if res.status == 0 else SolveStatus.TIME_LIMIT
+    status = SolveStatus.OPTIMAL if res.status == LpStatus.OPTIMAL else SolveStatus.TIME_LIMIT
     x = np.asarray(res.x, dtype=float)
     currents = {name: x[cols] for name, cols in built.current.items()}
     bess = {name: x[built.discharge[name]] - x[built.charge[name]] for name in built.charge}
@@ -100,25 +85,8 @@ def solve(
         dispatch,
         status=status,
         bent=_bent(built, x),
-        objective=float(res.fun),
+        objective=res.objective,
         solve_ms=solve_ms,
-    )
-
-
-def _highs(
-    cost: FloatArray,
-    constraints: optimize.LinearConstraint,
-    bounds: optimize.Bounds,
-    time_limit_s: float,
-    presolve: bool,
-) -> optimize.OptimizeResult:
-    """milp without integer variables is HiGHS's LP solver; unlike linprog it takes ranged
-    rows (lo ≤ a·z ≤ hi) as they are instead of splitting each into two."""
-    return optimize.milp(
-        cost,
-        constraints=constraints,
-        bounds=bounds,
-        options={"time_limit": time_limit_s, "presolve": presolve},
     )
 
 
