@@ -7,7 +7,8 @@ Tasks, all on one event loop::
     ticker   every 0.2 s of wall time: the controller lease, the core's watchdogs and
              heartbeats; starts a planning job on a worker thread when one is due and the
              solver is free; saves the state
-    http     ``/healthz`` and ``/metrics`` on a loopback port
+    http     the operator console, its API, ``/healthz`` and ``/metrics`` on a loopback port
+             (:mod:`controller.console`)
 
 Only the instance that holds the controller lease (:mod:`.lease`) sends setpoints, the plan and
 the controller's status; another instance's core is on standby, and its status goes to its own
@@ -44,6 +45,9 @@ import aiomqtt
 import msgspec
 
 from controller.config import DaemonConfig
+from controller.console.app import ConsoleServer
+from controller.console.journal import Journal
+from controller.console.operators import load_operators
 from controller.core.core import ControllerCore
 from controller.core.planners import fallback_plan
 from controller.core.ports import PlanJob, Publication
@@ -130,6 +134,9 @@ class Daemon:
             self.topics,
         )
         self.password = resolve_password(config.mqtt, environ)
+        self.operators = load_operators(config.controller.operator_tokens_file, environ)
+        self.journal = Journal()
+        """What the console shows: it sees what the core records (:meth:`Journal.tee`)."""
         check_tls(config.mqtt)
         self.state_path = config.controller.resolved_state_file
         here = self.state_path.parent
@@ -211,7 +218,9 @@ class Daemon:
         except OSError as exc:
             key = "influx.files_dir" if self.influx.url is None else "influx.spool_dir"
             raise FileError("", key, exc.filename, f"cannot be used: {exc.strerror}") from None
-        self.core.recorder = _SinkRecorder(self.sink, self.core.site, self.instance)
+        self.core.recorder = self.journal.tee(
+            _SinkRecorder(self.sink, self.core.site, self.instance)
+        )
         link_stop = asyncio.Event()
         link = asyncio.create_task(self._stay_connected(link_stop, ready))
         ticker = asyncio.create_task(self._tick_forever(stop))
@@ -241,7 +250,7 @@ class Daemon:
         ticker: asyncio.Task[None],
         link: asyncio.Task[None],
         link_stop: asyncio.Event,
-        http: asyncio.Server | None,
+        http: ConsoleServer | None,
         failure: BaseException | None = None,
     ) -> None:
         """Stop in stages, each within ``shutdown_stage_s``; a stage that runs out of time says
@@ -306,7 +315,7 @@ class Daemon:
             log.warning("stopping: the broker link did not close within %g s: cut", stage_s)
             link.cancel()
         if http is not None:
-            http.close()
+            await http.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
 
@@ -472,6 +481,10 @@ class Daemon:
         return Publication(self.topics.status(), encode(offline), 1, True)
 
     # --- link -----------------------------------------------------------------------------
+
+    def publish(self, pub: Publication) -> None:
+        """Send ``pub`` to the broker (the console's mode commands)."""
+        self._queue(pub)
 
     def _flush(self) -> None:
         for pub in self.core.drain():
