@@ -11,9 +11,10 @@ plausibility suspects) and changes of the controller's state become events when
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Final
 
@@ -30,13 +31,21 @@ from wire import (
     RenewableTelemetry,
 )
 
+log = logging.getLogger(__name__)
+
 EVENTS_KEPT: Final = 500
 HISTORY_STEP_S: Final = 300.0
 """One row of the plant's history per this many plant seconds."""
 HISTORY_KEPT_H: Final = 24.0
 SOLVE_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 """Solve times [s]: the LP takes 0.1-2 s on the default horizon, the time limit is 10 s."""
-TELEMETRY: Final = (PotlineTelemetry, GridTelemetry, RenewableTelemetry, BessTelemetry)
+TELEMETRY: Final = (
+    PotlineTelemetry,
+    GridTelemetry,
+    RenewableTelemetry,
+    BessTelemetry,
+    CaptiveTelemetry,
+)
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,7 @@ class Journal:
                     seen[kind] = n
 
     def observe(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
-        if not isinstance(payload, TELEMETRY | CaptiveTelemetry):
+        if not isinstance(payload, TELEMETRY):
             return
         self.latest[kind, asset] = payload
         ts = payload.ts
@@ -176,27 +185,39 @@ class Journal:
 
 
 class _Tee:
-    """A :class:`~controller.core.ports.Recorder` that shows the journal everything first."""
+    """A :class:`~controller.core.ports.Recorder` that shows the journal everything first.
+
+    The journal is for display: a failure in it is logged once and never reaches the core
+    (which records from its message and planning paths), nor stops the time-series log."""
 
     def __init__(self, journal: Journal, then: Recorder | None) -> None:
         self.journal = journal
         self.then = then
+        self._failed = False
+
+    def _show(self, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except Exception:  # the page may miss a value; control must not
+            if not self._failed:
+                log.exception("the console's journal failed; the page may be incomplete")
+            self._failed = True
 
     def payload(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
-        self.journal.observe(kind, asset, payload)
+        self._show(lambda: self.journal.observe(kind, asset, payload))
         if self.then is not None:
             self.then.payload(kind, asset, payload)
 
     def plan(self, schedule: Schedule, state: PlantState) -> None:
         if schedule.status != SolveStatus.FALLBACK or schedule.solve_ms > 0.0:
-            self.journal.solve_seconds.observe(schedule.solve_ms / 1e3)
+            self._show(lambda: self.journal.solve_seconds.observe(schedule.solve_ms / 1e3))
         if self.then is not None:
             self.then.plan(schedule, state)
 
     def event(
         self, kind: str, ts_s: float, *, asset: str = "", code: str = "", message: str = ""
     ) -> None:
-        self.journal.add(kind, code, message, ts_s, asset=asset)
+        self._show(lambda: self.journal.add(kind, code, message, ts_s, asset=asset))
         if self.then is not None:
             self.then.event(kind, ts_s, asset=asset, code=code, message=message)
 
