@@ -55,8 +55,8 @@ class ModeDesk:
         """An authenticated operator's request ``body`` (JSON: ``mode`` and, for ``manual``,
         setpoints by asset); ``who`` is the operator's name."""
         core = self.daemon.core
-        now = core.clock.extrapolated_s(time.monotonic())
-        if now is None or core.clock.now_s is None:
+        now = core.clock.now_s  # the plant time of the status, as operator tools stamp it
+        if now is None:
             return self._refused(who, remote, 409, "plant time is not known yet (no telemetry)")
         try:
             raw = json.loads(body)
