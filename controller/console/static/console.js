@@ -154,7 +154,10 @@ function showPlan(data) {
       { label: "captive", stroke: "#744210" },
     ];
     if (!planChart) planChart = new uPlot(chartOpts("plan " + plan.plan_id, series, el), cols, el);
-    else planChart.setData(cols);
+    else {
+      planChart.setData(cols);
+      planChart.root.querySelector(".u-title").textContent = "plan " + plan.plan_id;
+    }
     el.dataset.points = String(plan.times.length);
     el.dataset.planId = plan.plan_id;
   }
