@@ -60,7 +60,10 @@ class ControllerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     ``state.json`` in :func:`state_directory` (never the current directory)."""
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, msgspec.Meta(ge=0, le=65_535)] = 9108
-    """``/healthz`` and ``/metrics``; 0 turns the endpoint off."""
+    """The console page, its API, ``/healthz`` and ``/metrics``; 0 turns the endpoint off."""
+    operator_tokens_file: str = ""
+    """The operators who may change the mode from the console: one ``name:token`` a line.
+    Empty: the token in ``$SMELTER_OPERATOR_TOKEN``; neither: the console is read-only."""
     shutdown_stage_s: Annotated[float, msgspec.Meta(gt=0.0, le=60.0)] = 5.0
     """Time allowed to each stage of a shutdown."""
     instance_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""

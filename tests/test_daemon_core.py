@@ -624,7 +624,7 @@ async def test_metrics_and_healthz_report_what_the_core_counts(tmp_path: Path) -
     daemon.core.on_message("smelter/telemetry/potline/L1", b"{oops", 0.0)
     daemon.core.on_message("smelter/telemetry/potline/L1", b"{oops", 0.0)
     server = await serve_http("127.0.0.1", 0, daemon)
-    port = server.sockets[0].getsockname()[1]
+    port = server.port
     try:
         code, body = await _get(port, "/metrics")
         assert code == 200
@@ -635,7 +635,7 @@ async def test_metrics_and_healthz_report_what_the_core_counts(tmp_path: Path) -
         assert code == 200 and msgspec.json.decode(body)["state"] == "starting"
         assert (await _get(port, "/nope"))[0] == 404
     finally:
-        server.close()
+        await server.close()
 
 
 async def test_a_stop_whose_setpoints_cannot_go_out_says_what_it_leaves(
@@ -712,9 +712,9 @@ async def test_a_full_disk_is_logged_once_said_in_the_status_and_leaves_no_tempo
     # /metrics counts the attempts
     server = await serve_http("127.0.0.1", 0, daemon)
     try:
-        _, body = await _get(server.sockets[0].getsockname()[1], "/metrics")
+        _, body = await _get(server.port, "/metrics")
     finally:
-        server.close()
+        await server.close()
     assert 'smelter_file_write_failures_total{file="state"} 5.0' in body
 
     monkeypatch.undo()  # space again

@@ -148,13 +148,13 @@ async def test_setpoints_the_broker_refuses_are_counted_and_the_status_says_so(
         )
         server = await serve_http("127.0.0.1", 0, d)
         try:
-            port = server.sockets[0].getsockname()[1]
+            port = server.port
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")  # 1.1 needs Host
             body = (await reader.read()).decode()
             writer.close()
         finally:
-            server.close()
+            await server.close()
         refused = d.refusals.counts["setpoints", "Not authorized"]
         assert refused >= 1
         assert (

@@ -167,7 +167,8 @@ PUBLISH_CASES = {
         T.lease(): False,
         T.plan(): False,
     },
-    # setpoints and its own topics, the lease among them; no telemetry, no mode
+    # setpoints and its own topics, the lease among them, and the mode for its operator console;
+    # no telemetry, no alarms
     "controller": {
         T.potline_setpoint("L1"): True,
         T.captive_setpoint("C1"): True,
@@ -178,7 +179,7 @@ PUBLISH_CASES = {
         T.potline("L1"): False,
         T.grid("G1"): False,
         T.alarm(): False,
-        T.mode(): False,
+        T.mode(): True,
     },
     "viewer": {
         T.potline("L1"): False,

@@ -1,4 +1,5 @@
-"""``/healthz`` and Prometheus ``/metrics`` on a loopback port, read straight from the daemon.
+"""``/healthz`` and Prometheus ``/metrics``, read straight from the daemon, served beside the
+operator console (:mod:`controller.console`) on a loopback port.
 
 The metrics are collected at scrape time from the core's own counters (a custom
 ``prometheus_client`` collector), so nothing is counted twice.  ``/healthz`` answers 200 with
@@ -8,16 +9,21 @@ is turning, and 503 when the ticker has not run for :data:`STUCK_S` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from controller.console.app import Console, ConsoleServer, start
 from controller.core.ingest import CORE_REJECT_KINDS
 from controller.core.plausibility import CHECKS
 from wire import REJECT_KINDS, ControllerState
@@ -27,7 +33,6 @@ if TYPE_CHECKING:
     from controller.daemon.service import Daemon
 
 STUCK_S: Final = 5.0
-MAX_REQUEST_BYTES: Final = 8192
 
 
 class DaemonCollector(Collector):
@@ -69,9 +74,6 @@ class DaemonCollector(Collector):
         age = now - float(core.plan.times_s[0]) if core.plan is not None and now else float("nan")
         yield GaugeMetricFamily(
             "smelter_plan_age_seconds", "Plant seconds since the current plan started", value=age
-        )
-        yield GaugeMetricFamily(
-            "smelter_solve_seconds", "Wall time of the last solve", value=core.last_solve_ms / 1e3
         )
         yield CounterMetricFamily("smelter_plans", "Plans made", value=core.plans_made)
         yield CounterMetricFamily(
@@ -164,35 +166,15 @@ def health(daemon: Daemon) -> tuple[int, bytes]:
     return (200 if stuck_s < STUCK_S else 503), json.dumps(body).encode()
 
 
-async def serve_http(host: str, port: int, daemon: Daemon) -> asyncio.Server:
+async def serve_http(host: str, port: int, daemon: Daemon) -> ConsoleServer:
+    """The daemon's web server: the console (:mod:`controller.console`), ``/metrics`` (the
+    daemon's collector, the solve-time histogram and the client library's process, platform
+    and garbage-collector collectors) and ``/healthz``."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(DaemonCollector(daemon))
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
-            if len(head) > MAX_REQUEST_BYTES:
-                raise ValueError("request too large")
-            parts = head.split(b"\r\n", 1)[0].split()
-            path = parts[1].split(b"?", 1)[0] if len(parts) >= 2 else b""
-            if path == b"/metrics":
-                code, body, ctype = 200, generate_latest(registry), "text/plain; version=0.0.4"
-            elif path == b"/healthz":
-                code, body = health(daemon)
-                ctype = "application/json"
-            else:
-                code, body, ctype = 404, b"not found\n", "text/plain"
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
-            code, body, ctype = 400, b"bad request\n", "text/plain"
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
-        writer.write(
-            f"HTTP/1.1 {code} {reason[code]}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body
-        )
-        try:
-            await writer.drain()
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(handle, host, port)
+    registry.register(daemon.journal.solve_seconds)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    console = Console(daemon, daemon.journal, daemon.operators, registry, lambda: health(daemon))
+    return await start(console, host, port)

@@ -7,7 +7,8 @@ Tasks, all on one event loop::
     ticker   every 0.2 s of wall time: the controller lease, the core's watchdogs and
              heartbeats; starts a planning job on a worker thread when one is due and the
              solver is free; saves the state
-    http     ``/healthz`` and ``/metrics`` on a loopback port
+    http     the operator console, its API, ``/healthz`` and ``/metrics`` on a loopback port
+             (:mod:`controller.console`)
     startup  one dry solve of the planning problem on a thread of its own
              (:mod:`.startup`): a warning and a status reason when it is slow
 
@@ -45,6 +46,9 @@ import aiomqtt
 import msgspec
 
 from controller.config import DaemonConfig
+from controller.console.app import ConsoleServer
+from controller.console.journal import Journal
+from controller.console.operators import load_operators
 from controller.core.core import ControllerCore
 from controller.core.planners import fallback_plan
 from controller.core.ports import PlanJob, Publication
@@ -132,6 +136,9 @@ class Daemon:
             self.topics,
         )
         self.password = resolve_password(config.mqtt, environ)
+        self.operators = load_operators(config.controller.operator_tokens_file, environ)
+        self.journal = Journal()
+        """What the console shows: it sees what the core records (:meth:`Journal.tee`)."""
         check_tls(config.mqtt)
         self.state_path = config.controller.resolved_state_file
         here = self.state_path.parent
@@ -223,7 +230,9 @@ class Daemon:
         except OSError as exc:
             key = "influx.files_dir" if self.influx.url is None else "influx.spool_dir"
             raise FileError("", key, exc.filename, f"cannot be used: {exc.strerror}") from None
-        self.core.recorder = _SinkRecorder(self.sink, self.core.site, self.instance)
+        self.core.recorder = self.journal.tee(
+            _SinkRecorder(self.sink, self.core.site, self.instance)
+        )
         checking = asyncio.create_task(self.startup.run())
         link_stop = asyncio.Event()
         link = asyncio.create_task(self._stay_connected(link_stop, ready))
@@ -256,7 +265,7 @@ class Daemon:
         ticker: asyncio.Task[None],
         link: asyncio.Task[None],
         link_stop: asyncio.Event,
-        http: asyncio.Server | None,
+        http: ConsoleServer | None,
         failure: BaseException | None = None,
     ) -> None:
         """Stop in stages, each within ``shutdown_stage_s``; a stage that runs out of time says
@@ -321,7 +330,7 @@ class Daemon:
             log.warning("stopping: the broker link did not close within %g s: cut", stage_s)
             link.cancel()
         if http is not None:
-            http.close()
+            await http.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
 
@@ -488,6 +497,10 @@ class Daemon:
         return Publication(self.topics.status(), encode(offline), 1, True)
 
     # --- link -----------------------------------------------------------------------------
+
+    def publish(self, pub: Publication) -> None:
+        """Send ``pub`` to the broker (the console's mode commands)."""
+        self._queue(pub)
 
     def _flush(self) -> None:
         for pub in self.core.drain():
