@@ -651,15 +651,15 @@ async def test_a_stop_whose_setpoints_cannot_go_out_says_what_it_leaves(
     _feed(daemon.core, T0, 0.0)
     daemon.stats.connected = True
     for pub in daemon.core.shutdown_setpoints(0.0):
-        daemon._queue(pub)
-    daemon._queue(Publication(TOPICS.status(), b"{}", 1, True))
-    caplog.set_level(logging.WARNING, logger="controller.daemon.service")
-    await daemon._wait_sent(0.1)
+        daemon.link.queue(pub)
+    daemon.link.queue(Publication(TOPICS.status(), b"{}", 1, True))
+    caplog.set_level(logging.WARNING, logger="controller.daemon.session")
+    await daemon.link.wait_sent(0.1)
     assert [r.getMessage() for r in caplog.records] == [
         "stopping: after 0.1 s, 2 setpoints, 1 status unsent"  # L1 and B1, and the status
     ]
     daemon.stats.connected = False
-    await daemon._wait_sent(0.1)
+    await daemon.link.wait_sent(0.1)
     assert "broker not connected: 2 setpoints, 1 status unsent" in caplog.records[-1].getMessage()
 
 

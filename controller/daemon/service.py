@@ -2,8 +2,8 @@
 
 Tasks, all on one event loop::
 
-    link     keeps a broker connection (last will: status ``offline``): feeds messages to the
-             core, publishes what the core queues; reconnects with capped, jittered backoff
+    link     keeps a broker connection (:mod:`.session`; last will: status ``offline``): feeds
+             messages to the core, publishes what it queues; reconnects with jittered backoff
     ticker   every 0.2 s of wall time: the controller lease, the core's watchdogs and
              heartbeats; starts a planning job on a worker thread when one is due and the
              solver is free; saves the state
@@ -37,12 +37,9 @@ import contextlib
 import logging
 import os
 import time
-from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Final
 
-import aiomqtt
 import msgspec
 
 from controller.config import DaemonConfig
@@ -56,7 +53,7 @@ from controller.daemon import persist
 from controller.daemon.http import serve_http
 from controller.daemon.lease import Lease
 from controller.daemon.outbound import Outbound
-from controller.daemon.paho_hooks import PubackWatch, drop_connection
+from controller.daemon.session import BrokerSession, said
 from controller.daemon.startup import StartupCheck
 from controller.daemon.troubles import Refusals, Trouble
 from controller.planner.types import PlantState, Schedule
@@ -82,14 +79,10 @@ from wire import (
 )
 from wire.link import (
     INCOMING_DROPS,
-    PUBLISH_TIMEOUT_S,
-    Backoff,
-    LinkLog,
     check_tls,
-    make_client,
     resolve_password,
 )
-from wire.tasks import sleep_unless_stopped, until_first_done
+from wire.tasks import sleep_unless_stopped
 from wire.tomlfile import FileError
 
 log = logging.getLogger(__name__)
@@ -102,18 +95,6 @@ SAVE_FORECASTERS_WALL_S: Final = 300.0
 """The forecasters' learning (a few MB) is written every 5 min and at a stop."""
 SOLVER_MARGIN_S: Final = 5.0
 """Wall-clock slack on top of the solver's own time limit before the daemon gives up on it."""
-MAX_PENDING: Final = 1000
-"""Publications queued while the link is down; setpoints among them are dropped first."""
-
-
-@dataclass
-class LinkStats:
-    connected: bool = False
-    connects: int = 0
-    dropped_publications: int = 0
-    published: int = 0
-    started_wall_s: float = field(default_factory=time.monotonic)
-    last_tick_wall_s: float = field(default_factory=time.monotonic)
 
 
 class Daemon:
@@ -149,27 +130,13 @@ class Daemon:
         )
         self.influx_token = resolve_token(self.influx, environ)
         self.sink: PointSink | None = None
-        self.stats = LinkStats()
-        self._monotonic = monotonic
+        self.monotonic = monotonic
         self.instance = config.controller.resolved_instance_id
         self.lease = Lease(self.instance, config.controller.lease_ttl_s)
         self.outbound = Outbound(self.topics, self.instance)
         self.refusals = Refusals(self.core, config.mqtt.username, monotonic=monotonic)
-        self._pending: deque[Publication] = deque()
-        self._urgent: deque[Publication] = deque()
-        """Lease messages: published before anything else that waits."""
-        self._in_flight: Publication | None = None
-        self._retained: dict[str, Publication] = {}
-        self._acks: PubackWatch | None = None
-        self._farewell: Publication | None = None
-        """The ``offline`` status of a stop; once the broker has taken it, the connection may
-        close cleanly (which discards the last will)."""
-        self._farewell_taken = False
-        self._ready: Callable[[], None] | None = None
-        """Called once, at the first connection."""
-        self._connected_s = 0.0
-        """When the present connection began (wall, monotonic)."""
-        self._wake = asyncio.Event()
+        self.link = BrokerSession(self)
+        self.stats = self.link.stats
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solver")
         self._solving: asyncio.Future[Schedule] | None = None
         self._solve_deadline_s = 0.0
@@ -194,7 +161,7 @@ class Daemon:
     @property
     def is_active(self) -> bool:
         """Whether this instance holds the controller lease (it sends setpoints)."""
-        return self.lease.active(self._monotonic())
+        return self.lease.active(self.monotonic())
 
     def solve_overrun_s(self, now: float) -> float:
         """How long the solve in progress has run past its deadline (0: none has)."""
@@ -235,7 +202,7 @@ class Daemon:
         )
         checking = asyncio.create_task(self.startup.run())
         link_stop = asyncio.Event()
-        link = asyncio.create_task(self._stay_connected(link_stop, ready))
+        link = asyncio.create_task(self.link.stay_connected(link_stop, ready))
         ticker = asyncio.create_task(self._tick_forever(stop))
         http = None
         settings = self.config.controller
@@ -282,23 +249,22 @@ class Daemon:
         ):
             log.warning("stopping: the plan being made was not ready within %g s: dropped", stage_s)
         log.info("stopping: safe setpoints")
-        now = self._monotonic()
+        now = self.monotonic()
         dropped_before = self.stats.dropped_publications
         safe = self.core.shutdown_setpoints(now)
         for pub in safe:
-            self._queue(pub)
+            self.link.queue(pub)
         if (dropped := self.stats.dropped_publications - dropped_before) > 0:
             log.warning(
                 "stopping: broker not connected: %d safe setpoints not sent; the plant's own "
                 "protection returns the assets to safe defaults when the last ones expire",
                 dropped,
             )
-        why = "controller stopped" if failure is None else f"controller failed: {_said(failure)}"
+        why = "controller stopped" if failure is None else f"controller failed: {said(failure)}"
         if safe and not dropped:
             why += "; safe setpoints sent"
-        self._farewell = self._offline_status(now, why)
-        self._queue(self._farewell)
-        await self._wait_sent(stage_s)
+        self.link.say_farewell(self.offline_status(now, why))
+        await self.link.wait_sent(stage_s)
         log.info("stopping: saving state and flushing logs")
         if not await _within(self._save_state(now), stage_s):
             log.warning(
@@ -334,31 +300,11 @@ class Daemon:
         self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
 
-    async def _wait_sent(self, timeout_s: float) -> None:
-        """Wait until the queued publications are sent; say what is left when they are not."""
-        deadline = self._monotonic() + timeout_s
-        while self._pending or self._in_flight is not None:
-            if not self.stats.connected:
-                log.warning("stopping: broker not connected: %s unsent", self._unsent())
-                return
-            if self._monotonic() >= deadline:
-                log.warning("stopping: after %g s, %s unsent", timeout_s, self._unsent())
-                return
-            await asyncio.sleep(0.02)
-
-    def _unsent(self) -> str:
-        """What is still queued, by kind of topic: "2 setpoints, 1 status"."""
-        unsent = [*self._pending, *([self._in_flight] if self._in_flight is not None else [])]
-        kinds = Counter(
-            "setpoints" if "/command/" in p.topic else p.topic.rsplit("/", 1)[-1] for p in unsent
-        )
-        return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-
     # --- ticker and planner ---------------------------------------------------------------
 
     async def _tick_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            now = self._monotonic()
+            now = self.monotonic()
             self.stats.last_tick_wall_s = now
             self._tick_lease(now)
             self.core.tick(now)
@@ -367,7 +313,7 @@ class Daemon:
                 job = self.core.take_plan_job()
                 if job is not None:
                     self._planner_task = asyncio.create_task(self._plan(job))
-            self._flush()
+            self.flush()
             since_s = now - self._last_save_wall_s
             if since_s >= SAVE_EVERY_WALL_S or (self.core.dirty and since_s >= SAVE_MIN_WALL_S):
                 self._last_save_wall_s = now
@@ -381,7 +327,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._solving = loop.run_in_executor(self._executor, self.core.planner.plan, job)
         deadline_s = job.config.time_limit_s + SOLVER_MARGIN_S
-        self._solve_deadline_s = self._monotonic() + deadline_s
+        self._solve_deadline_s = self.monotonic() + deadline_s
         schedule: Schedule | None
         try:
             schedule = await asyncio.wait_for(asyncio.shield(self._solving), deadline_s)
@@ -394,11 +340,11 @@ class Daemon:
             return
         if schedule is None:
             self.core.on_plan_failed("the solver and its fallback plan both failed")
-            self._flush()
+            self.flush()
             return
         log.debug("plan %s (%s) for %s", schedule.plan_id, schedule.status.value, job.why)
         self.core.on_schedule(schedule)
-        self._flush()
+        self.flush()
 
     def _fallback(self, job: PlanJob, reason: str) -> Schedule | None:
         try:
@@ -417,7 +363,7 @@ class Daemon:
             await asyncio.to_thread(persist.write_atomic, self.state_path, data)
         except OSError as exc:
             self.state_writes.failed(
-                f"cannot write the state file {self.state_path}: {_said(exc)}",
+                f"cannot write the state file {self.state_path}: {said(exc)}",
                 "a restart would resume from the last save; retrying at every save",
             )
         else:
@@ -432,7 +378,7 @@ class Daemon:
             await asyncio.to_thread(persist.save_forecasters, self.forecasters_path, data)
         except OSError as exc:
             self.forecaster_writes.failed(
-                f"cannot write the forecasters to {self.forecasters_path}: {_said(exc)}",
+                f"cannot write the forecasters to {self.forecasters_path}: {said(exc)}",
                 f"a restart would forecast from the last save; retrying every "
                 f"{SAVE_FORECASTERS_WALL_S:g} s",
             )
@@ -444,16 +390,15 @@ class Daemon:
     def _tick_lease(self, now: float) -> None:
         if self.stats.connected:
             clock = self.core.clock
-            heard_plant = clock.now_s is not None and clock.wall_at_now_s >= self._connected_s
+            heard_plant = clock.now_s is not None and clock.wall_at_now_s >= self.link.connected_s
             ts = clock.extrapolated_s(now) or 0.0
             message = self.lease.tick(now, ts, may_claim=heard_plant)
             if message is not None:
-                self._urgent.append(Publication(self.topics.lease(), encode(message), 1, True))
-                self._wake.set()
+                self.link.send_urgent(Publication(self.topics.lease(), encode(message), 1, True))
         if self.stats.connects:  # before the first connection there is nothing to follow
-            self._follow_lease(now)
+            self.follow_lease(now)
 
-    def _follow_lease(self, now: float) -> None:
+    def follow_lease(self, now: float) -> None:
         """The core on standby unless this instance holds the lease; on taking over, the status
         and the plan go to the controller's topics again."""
         reason = None if self.lease.active(now) else self.lease.reason
@@ -462,12 +407,9 @@ class Daemon:
         self.core.set_standby(reason)
         if reason is None:
             self.core.force_status()
-            plan = self._retained.get(self.topics.plan())
-            if plan is not None:
-                self._pending.append(plan)
-                self._wake.set()
+            self.link.send_retained_again(self.topics.plan())
 
-    def _on_controller_message(self, topic: str, data: bytes, retained: bool, now: float) -> None:
+    def on_controller_message(self, topic: str, data: bytes, retained: bool, now: float) -> None:
         """The lease, and the controller status (another instance's last will or stop)."""
         kind = "lease" if topic == self.topics.lease() else "status"
         try:
@@ -485,9 +427,9 @@ class Daemon:
             if payload.instance != self.instance and self.lease.active(now):
                 # another instance's last will must not stand as the controller's status
                 self.core.force_status()
-        self._follow_lease(now)
+        self.follow_lease(now)
 
-    def _offline_status(self, now: float, reason: str) -> Publication:
+    def offline_status(self, now: float, reason: str) -> Publication:
         offline = ControllerStatus(
             ts=self.core.clock.extrapolated_s(now) or 0.0,
             state=ControllerState.OFFLINE,
@@ -496,180 +438,16 @@ class Daemon:
         )
         return Publication(self.topics.status(), encode(offline), 1, True)
 
-    # --- link -----------------------------------------------------------------------------
+    # --- link ---------------------------------------------------------------------------
 
     def publish(self, pub: Publication) -> None:
         """Send ``pub`` to the broker (the console's mode commands)."""
-        self._queue(pub)
+        self.link.queue(pub)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what the core has queued."""
         for pub in self.core.drain():
-            self._queue(pub)
-
-    def _queue(self, pub: Publication) -> None:
-        if pub.retain:
-            self._retained[pub.topic] = pub
-        if not self.stats.connected and not pub.retain:
-            self.stats.dropped_publications += 1  # a setpoint for a link that is down is moot
-            return
-        self._pending.append(pub)
-        while len(self._pending) > MAX_PENDING:
-            self._pending.popleft()
-            self.stats.dropped_publications += 1
-        self._wake.set()
-
-    async def _stay_connected(self, stop: asyncio.Event, ready: Callable[[], None] | None) -> None:
-        settings = self.config.mqtt
-        backoff = Backoff()
-        link_log = LinkLog(settings.url, while_down="the plant falls back on its own", logger=log)
-        will = aiomqtt.Will(
-            self.topics.status(),
-            encode(
-                ControllerStatus(
-                    ts=0.0,
-                    state=ControllerState.OFFLINE,
-                    reasons=["controller connection lost"],
-                    instance=self.instance,
-                )
-            ),
-            qos=1,
-            retain=True,
-        )
-        self._ready = ready
-        while not stop.is_set():
-            client = make_client(
-                settings, self.password, default_id=f"smelter-ems-{self.instance}", will=will
-            )
-            self._acks = PubackWatch(client)
-            failure: Exception | None = None
-            try:
-                async with client:
-                    self._farewell_taken = False
-                    try:
-                        await self._serve_link(client, stop, link_log, backoff)
-                    except (aiomqtt.MqttError, asyncio.CancelledError):
-                        raise
-                    except Exception as exc:  # a bug: say offline, then let the daemon stop
-                        failure = exc
-                        log.exception("the broker link failed")
-                        await self._say_failed(client, exc)
-                    finally:
-                        if not self._farewell_taken:
-                            drop_connection(client)  # the broker publishes the last will
-            except aiomqtt.MqttError as exc:
-                if failure is None:
-                    self.lease.disconnected()
-                    self._follow_lease(self._monotonic())
-                    link_log.down(exc)
-                    await sleep_unless_stopped(stop, backoff.next_delay_s())
-            if failure is not None:
-                raise failure
-
-    async def _serve_link(
-        self,
-        client: aiomqtt.Client,
-        stop: asyncio.Event,
-        link_log: LinkLog,
-        backoff: Backoff,
-    ) -> None:
-        """One connection: subscribe, then receive and publish until it ends or ``stop``."""
-        await client.subscribe(
-            [
-                (self.topics.telemetry_filter, 0),
-                (f"{self.topics.prefix}/forecast/#", 1),
-                (self.topics.alarm(), 1),
-                (self.topics.mode(), 1),
-                (self.topics.lease(), 1),
-                (self.topics.status(), 1),
-            ]
-        )
-        link_log.up()
-        backoff.reset()
-        self.stats.connected = True
-        self.stats.connects += 1
-        self._connected_s = self._monotonic()
-        self.lease.connected(self._connected_s)
-        self._follow_lease(self._monotonic())
-        self.core.force_status()
-        self._pending.extend(self._retained.values())
-        self._wake.set()
-        if self._ready is not None:
-            self._ready()
-            self._ready = None
-        try:
-            await until_first_done(self._receive(client), self._publish(client), stop.wait())
-            await self._publish_pending(client)
-        finally:
-            self.stats.connected = False
-
-    async def _say_failed(self, client: aiomqtt.Client, exc: Exception) -> None:
-        """The link failed (a bug): try to say ``offline`` with the reason before the connection
-        goes; if the broker does not take it, the connection is dropped and the will says it."""
-        farewell = self._offline_status(self._monotonic(), f"controller failed: {_said(exc)}")
-        with contextlib.suppress(Exception):
-            out = self.outbound.route(farewell, active=self.is_active) or farewell
-            await client.publish(
-                out.topic,
-                out.payload,
-                qos=out.qos,
-                retain=out.retain,
-                timeout=self.config.controller.shutdown_stage_s,
-            )
-            self._farewell_taken = self._acks is None or self._acks.take() is None
-
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        core = self.core
-        monotonic = self._monotonic
-        controller_topics = (self.topics.lease(), self.topics.status())
-        async for message in client.messages:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
-            topic = message.topic.value
-            if topic in controller_topics:
-                self._on_controller_message(topic, bytes(data), message.retain, monotonic())
-            else:
-                core.on_message(topic, data, monotonic())
-            if core.has_output:  # a mode command queues setpoints at once
-                self._flush()
-
-    async def _publish(self, client: aiomqtt.Client) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._publish_pending(client)
-
-    async def _publish_pending(self, client: aiomqtt.Client) -> None:
-        while self._urgent or self._pending:
-            pub = (self._urgent or self._pending).popleft()
-            out = self.outbound.route(pub, active=self.is_active)
-            if out is None:
-                continue
-            self._in_flight = pub
-            try:
-                await client.publish(
-                    out.topic,
-                    out.payload,
-                    qos=out.qos,
-                    retain=out.retain,
-                    timeout=PUBLISH_TIMEOUT_S,
-                )
-            except BaseException:
-                if pub.topic != self.topics.lease():  # a stale claim is not worth sending again
-                    self._pending.appendleft(pub)
-                raise
-            finally:
-                self._in_flight = None
-            self.stats.published += 1
-            refused = self._acks.take() if self._acks is not None else None
-            self.refusals.outcome(self.outbound.kind(pub.topic), out.topic, refused)
-            if pub is self._farewell and refused is None:
-                self._farewell_taken = True
-
-
-def _said(exc: BaseException) -> str:
-    """An exception in a few words for a status reason or a log line."""
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return f"{type(exc).__name__}: {text}"[:300]
+            self.link.queue(pub)
 
 
 async def _within(awaitable: Awaitable[object], timeout_s: float) -> bool:
