@@ -10,9 +10,11 @@ the same inputs:
 
 - ``scipy-milp``: build the LP and solve it with ``scipy.optimize.milp`` (HiGHS bundled in
   scipy), as the planner did before issue #16: the baseline;
-- ``highs-cold``: a fresh highspy model for every plan (``HighsModel(warm=False)``);
+- ``highs-cold``: a fresh highspy model for every plan (``HighsModel(warm=False)``: dual
+  simplex with presolve, the IPM from 20,000 nonzeros);
 - ``highs-warm``: one ``HighsModel`` over the sequence, each solve from the last basis as it
-  is; ``highs-warm-shifted``: from the last basis shifted by one step.  The first plan of
+  is (or cold by the IPM, on a large LP where the warm simplex gained little);
+  ``highs-warm-shifted``: from the last basis shifted by one step.  The first plan of
   either is necessarily cold: it is left out of median/p95 and given as
   ``first_ms``; ``cold_solves`` counts the plans that could not be warm-started
   (structure changed: another number of local midnights in the horizon).

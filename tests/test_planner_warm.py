@@ -9,10 +9,11 @@ LP's optimum is unique in it (the first step's setpoints, which are what the pla
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.planner.highs import HighsModel, LpStatus
+from controller.planner.highs import HighsModel, LpResult, LpStatus
 from controller.planner.model import Axis, build
 from controller.planner.scheduler import fit_forecast, solve
 from controller.planner.types import LineState, PlannerConfig, PlantState
@@ -80,9 +81,11 @@ def test_warm_solves_give_the_cold_optimum(
     assert model.warm_solves == len(steps) - 1  # all but the first started from a basis
 
 
-def test_a_change_of_structure_solves_cold_and_a_warm_failure_falls_back_to_cold() -> None:
+def test_a_change_of_structure_solves_cold_and_a_warm_failure_falls_back_to_cold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Another number of steps cannot reuse the basis: the model solves cold.  A warm run that
-    fails (here: an impossible basis handed to HiGHS) is solved again cold."""
+    fails (here: HiGHS's answer replaced by a failure) is solved again cold."""
     site = site_for(1)
     model = HighsModel()
     for horizon_h in (6.0, 6.0, 8.0):
@@ -95,12 +98,20 @@ def test_a_change_of_structure_solves_cold_and_a_warm_failure_falls_back_to_cold
     state = PlantState(T0, {"L1": LineState(405.0, produced_today_t=200.0)}, {"b1": 0.6})
     axis = Axis.for_config(T0, cfg, site.utc_offset_h)
     lp, _ = build(site, state, fit_forecast(forecast(T0, cfg, 650.0, 0.2), axis), cfg, axis, None)
-    assert model._last is not None
-    model._last.col_status[:] = 1  # every column basic: no basis of this LP
-    model._last.row_status[:] = 1
+    runs: list[bool] = []
+    real = HighsModel._run
+
+    def failing_warm(self: HighsModel, deadline_s: float, *, warm: bool) -> LpResult:
+        runs.append(warm)
+        if warm:
+            return LpResult(LpStatus.FAILED, None, float("nan"), "Unknown", warm, 0)
+        return real(self, deadline_s, warm=warm)
+
+    monkeypatch.setattr(HighsModel, "_run", failing_warm)
     result = model.solve(lp, axis.times_s, cfg.time_limit_s)
     reference = HighsModel(warm=False).solve(lp, axis.times_s, cfg.time_limit_s)
-    assert result.status == LpStatus.OPTIMAL
+    assert runs == [True, False, False]
+    assert result.status == LpStatus.OPTIMAL and not result.warm
     np.testing.assert_allclose(result.objective, reference.objective, rtol=OBJECTIVE_RTOL)
 
 

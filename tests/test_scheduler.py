@@ -223,11 +223,11 @@ def test_an_unclassified_highs_outcome_is_solved_again_without_presolve(
     presolve: list[str] = []
     real = HighsModel._run
 
-    def flaky(self: HighsModel, time_limit_s: float, *, warm: bool) -> LpResult:
+    def flaky(self: HighsModel, deadline_s: float, *, warm: bool) -> LpResult:
         presolve.append(self._highs.getOptionValue("presolve")[1])
         if presolve[-1] != "off":
             return LpResult(LpStatus.FAILED, None, float("nan"), "Unknown", warm, 0)
-        return real(self, time_limit_s, warm=warm)
+        return real(self, deadline_s, warm=warm)
 
     monkeypatch.setattr(HighsModel, "_run", flaky)
     s = solve(site, state_for(site), flat_forecast(cfg, 500.0), cfg)

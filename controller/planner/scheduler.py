@@ -56,7 +56,9 @@ def solve(
     fc = fit_forecast(forecast, axis)
     try:
         lp, built = build(site, state, fc, config, axis, reference)
-        res = (model or HighsModel(warm=False)).solve(lp, axis.times_s, config.time_limit_s)
+        res = (model or HighsModel(warm=False)).solve(
+            lp, axis.times_s, config.time_limit_s, started_s=t_start
+        )
     except ValueError as exc:
         return fallback(
             site, state, fc, config, f"model could not be built: {exc}", solve_ms=_ms(t_start)
