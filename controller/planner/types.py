@@ -39,6 +39,12 @@ class LineState:
     pots_online: int | None = None
     available: bool = True
     """False when its telemetry is stale: the planner then holds it at nominal."""
+    bath_c: float | None = None
+    """The mean pot's bath temperature, as the tracker's observer estimates it [°C]."""
+    superheat_k: float | None = None
+    """Its superheat above the liquidus [K]."""
+    ledge_cm: float | None = None
+    """Its side-ledge thickness [cm]."""
 
 
 @dataclass(frozen=True)
