@@ -64,6 +64,10 @@ class PotThermal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """The exchangers' range, ± fraction of nominal heat generation."""
     safe_superheat_k: tuple[float, float] = (5.0, 15.0)
     """The safe band of the superheat (DESIGN §4) [K]."""
+    bath_margin_k: Annotated[float, msgspec.Meta(ge=0.0, le=10.0)] = 0.5
+    """The planner keeps this far inside the safe band, for what the observer does not see:
+    its measured mismatch with the simulator's mean bath (0.46 K at most over 3 days,
+    inner-mongolia-wind seed 11; docs/backtest.md) [K]."""
 
     @property
     def shell_k_a_kw_per_mk(self) -> float:

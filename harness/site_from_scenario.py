@@ -75,7 +75,7 @@ def line_model(spec: PotlineSpec) -> LineModel:
         heat_exchangers=p.heat_exchangers,
         hx_time_constant_h=p.hx_time_constant_h,
         thermal=PotThermal(
-            **{f: getattr(p, f) for f in PotThermal.__struct_fields__ if f != "safe_superheat_k"}
+            **{f: getattr(p, f) for f in PotThermal.__struct_fields__ if hasattr(p, f)}
         ),
         **{key: min(max(frac, lo), hi) for key, frac in envelope.items()},
     )

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.planner.lineheat import heat_gap_mw
 from controller.site import LineModel
 from controller.state import bath_observer
 from controller.thermal import BathObserver, PotThermal
@@ -134,3 +135,18 @@ def test_the_estimate_follows_the_simulators_bath_in_closed_loop() -> None:
         assert float(np.max(np.abs(err))) <= BATH_TOLERANCE_K
         assert float(np.mean(np.abs(err))) <= 0.25
         assert math.isfinite(float(np.mean(err)))
+
+
+def test_the_heat_gap_narrows_with_the_baths_room_and_recovers_with_the_melt() -> None:
+    """Calibrated gap (100 kW × 300 pots = 30 MW) at the target superheat less the margin
+    (room 4 − 0.5 of 4 K → 26.25 MW now); none left at the band's edge; the melt's time
+    constant C/(G + hA) = 30 MJ/K / 11.733 kW/K = 0.71 h brings it back."""
+    line = LineModel("L1")
+    t_h = np.array([0.0, 30.0 / 11.733 / 3.6, 24.0])
+    assert heat_gap_mw(line, None, t_h) == pytest.approx([30.0, 30.0, 30.0])
+    at_target = heat_gap_mw(line, 9.0, t_h)
+    assert at_target[0] == pytest.approx(30.0 * 3.5 / 4.0)
+    assert at_target[1] == pytest.approx(30.0 - 30.0 * 0.5 / 4.0 * math.exp(-1.0))
+    assert at_target[2] == pytest.approx(30.0, abs=1e-6)
+    assert heat_gap_mw(line, 5.2, t_h)[0] == 0.0  # inside the margin: no gap now
+    assert heat_gap_mw(line, 14.0, t_h)[0] == pytest.approx(30.0 * 0.5 / 4.0)  # hot side too

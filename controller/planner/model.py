@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
+from controller.planner.lineheat import heat_budget, heat_gain_h, heat_gap_mw, hx_lag
 from controller.planner.lp import FloatArray, IntArray, LinearProgram
 from controller.planner.recursion import Recursion, Term
 from controller.planner.types import (
@@ -364,7 +364,7 @@ def add_heat_budget(
     r = budget.rows(h, [Term(cur, g * q1), Term(u, -g)], st.heat_budget_mwh, g * q0)
     lp.rows(f"{line.name}-heat_budget", r.row, r.col, r.val, r.rhs, r.rhs, n)
     # |ΔQ[k] − u[k]| ≤ gap (soft: after an outage the present gap may already exceed it)
-    gap = line.heat_gap_kw_per_pot * line.pots * 1e-3
+    gap = heat_gap_mw(line, st.superheat_k, (axis.times_s - axis.t0_s) / 3600.0)
     k = np.arange(n)
     lp.soft_rows(
         f"{line.name}-heat_gap",
