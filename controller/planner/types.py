@@ -72,7 +72,7 @@ class PlannerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     weight_renewable_per_mwh: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
     weight_co2_per_t: Annotated[float, msgspec.Meta(ge=0.0)] = 0.05
     weight_cost_per_cny: Annotated[float, msgspec.Meta(ge=0.0)] = 1e-4
-    production_tolerance_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.1)] = 0.004
+    production_tolerance_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.1)] = 0.002
     """Daily production is kept in [target, target · (1 + tolerance)]."""
     production_drift_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0075
     """Within the day, production since local midnight keeps within ± this share of the
