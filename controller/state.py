@@ -197,7 +197,13 @@ class StateTracker:
                 produced_today_t=line.produced_today_t,
                 day=line.day if line.day is not None else self.site.local_day(line.t_s),
                 usage=list(line.usage),
-                bath=(line.bath.bath_c, line.bath.ledge_m, line.bath.hx_kw, line.bath.delta_v),
+                # to a µK, nm, mW, nV: what matters, and short in the state file
+                bath=(
+                    round(line.bath.bath_c, 6),
+                    round(line.bath.ledge_m, 9),
+                    round(line.bath.hx_kw, 6),
+                    round(line.bath.delta_v, 9),
+                ),
             )
             for name, line in self._lines.items()
             if line.t_s is not None

@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.planner.lineheat import heat_gap_mw
-from controller.site import LineModel
-from controller.state import bath_observer
+from controller.site import LineModel, SiteModel
+from controller.state import StateTracker, bath_observer
 from controller.thermal import BathObserver, PotThermal
 from harness.backtest import run_backtest
+from wire import PotlineTelemetry
 
 NO_CONTROL = PotThermal(resistance_control_v=0.0)
 
@@ -150,3 +151,37 @@ def test_the_heat_gap_narrows_with_the_baths_room_and_recovers_with_the_melt() -
     assert at_target[2] == pytest.approx(30.0, abs=1e-6)
     assert heat_gap_mw(line, 5.2, t_h)[0] == 0.0  # inside the margin: no gap now
     assert heat_gap_mw(line, 14.0, t_h)[0] == pytest.approx(30.0 * 0.5 / 4.0)  # hot side too
+
+
+def test_the_tracker_estimates_the_bath_and_keeps_it_across_a_restart() -> None:
+    """Telemetry at 380 kA with the pots 0.05 V above the model for 3 h: the tracker's bath
+    is the observer's fed the same; a snapshot restores it (to the state file's rounding)."""
+    line = LineModel("L1")
+    site = SiteModel("s", (line,), islanded=True)
+    tracker = StateTracker(site)
+    obs = bath_observer(line)
+    pot_v = 1.65 + 5.875e-3 * 380.0 + 0.05
+    t0 = 1_780_272_000.0
+    for k in range(3 * 60 + 1):
+        tracker.observe_telemetry(
+            "potline",
+            "L1",
+            PotlineTelemetry(
+                ts=t0 + 60.0 * k,
+                current_ka=380.0,
+                voltage_v=300 * pot_v,
+                power_mw=380.0 * 300 * pot_v * 1e-3,
+                pots_online=300,
+            ),
+        )
+        if k:
+            obs.step(380.0, 60.0)
+        obs.measure_voltage(380.0, pot_v)
+    ls = tracker.state(t0 + 3 * 3600.0).lines["L1"]
+    assert ls.bath_c == pytest.approx(obs.bath_c, abs=1e-9)
+    assert ls.superheat_k == pytest.approx(obs.bath_c - 955.0, abs=1e-9)
+    assert ls.ledge_cm == pytest.approx(obs.ledge_m * 100.0, abs=1e-9)
+    again = StateTracker(site)
+    again.restore(tracker.snapshot(), hold_until_s=t0 + 3 * 3600.0)
+    bath = again.state(t0 + 3 * 3600.0).lines["L1"].bath_c
+    assert bath == pytest.approx(obs.bath_c, abs=1e-6)
