@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from controller.thermal import PotThermal
 from wire import Name
 
 FARADAY_KG_PER_KAH = 0.3356
@@ -93,6 +94,8 @@ class LineModel(_Asset, frozen=True):
     """|ΔQ − u| ≤ this per pot: how fast heat may go un-absorbed.  The budget H bounds the
     ledge; this bounds the superheat transient of a long swing (calibrated on the simulator:
     a 20 %/h ramp from +5 % to −15 % at 120 kW per pot still dips the superheat to 4.97 K)."""
+    thermal: PotThermal = msgspec.field(default_factory=PotThermal)
+    """One pot's thermal constants, for the state tracker's bath observer (controller.thermal)."""
 
     def __post_init__(self) -> None:
         if not self.hard_min_frac <= self.deep_low_frac <= self.band_low_frac:

@@ -6,6 +6,11 @@ and the deep/high band usage of the last 24 h, and keeps each renewable plant's 
 availability. Heat is computed from the planner's line model at the measured current, not
 from measured voltages, so that model bias (anode effects, resistance spread) cannot drift
 into the budget.
+
+Beside the budget, each line's mean pot is observed (:class:`controller.thermal.BathObserver`):
+bath temperature, superheat and ledge from the documented pot physics at the measured current,
+corrected by the measured line voltage (the pots' own resistance control and anode effects),
+which the budget leaves out.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.planner.recursion import Recursion
 from controller.planner.types import LineState, PlantState
 from controller.site import LineModel, SiteModel
+from controller.thermal import BathObserver
 from wire import BessTelemetry, CaptiveTelemetry, PotlineTelemetry, RenewableTelemetry
 
 DAY_S = 86_400.0
@@ -37,6 +43,19 @@ def _recursions(model: LineModel, dt_h: float) -> tuple[tuple[Recursion, float],
     return hx_lag(model, dt_h), heat_budget(model, dt_h), heat_gain_h(model, dt_h)
 
 
+def bath_observer(model: LineModel) -> BathObserver:
+    """A line's mean-pot observer, in the plant's steady state at nominal current."""
+    return BathObserver(
+        model.thermal,
+        nominal_current_ka=model.nominal_current_ka,
+        e0_v=model.e0_v,
+        resistance_uohm=model.resistance_uohm,
+        e_tn_v=model.e_tn_v,
+        heat_exchangers=model.heat_exchangers,
+        hx_time_constant_h=model.hx_time_constant_h,
+    )
+
+
 class LineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """One line's integrated state, as the daemon's state file keeps it across a restart."""
 
@@ -47,6 +66,8 @@ class LineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     produced_today_t: float
     day: int
     usage: list[tuple[float, float, float]]
+    bath: tuple[float, float, float, float] | None = None
+    """The bath observer's (bath °C, ledge m, exchanger kW, ΔV V); None: start it afresh."""
 
 
 @dataclass
@@ -65,9 +86,13 @@ class _Line:
     usage: deque[tuple[float, float, float]] = field(default_factory=deque)
     """(t_s, deep full-depth hours, high full-depth hours) per interval outside the continuous
     band, last 24 h."""
+    bath: BathObserver = field(init=False)
     hold_until_s: float | None = None
     """After a restore: the restored current holds until here (its setpoint's validity), and
     the plant's watchdog has put the line back to nominal after it."""
+
+    def __post_init__(self) -> None:
+        self.bath = bath_observer(self.model)
 
     def advance(self, t_s: float, site: SiteModel) -> None:
         """Integrate from the last sample to ``t_s`` at the last current (zero-order hold)."""
@@ -115,6 +140,7 @@ class _Line:
         u = self.hx_lag_mw
         self.heat_budget_mwh = budget.step(self.heat_budget_mwh, gain_h * (dq_mw - u))
         self.hx_lag_mw = hx.step(u, hx_in * dq_mw)
+        self.bath.step(self.current_ka, b_s - a_s)
         i_n = m.nominal_current_ka
         depth_deep = max((m.band_low_frac - m.deep_low_frac) * i_n, 1e-9)
         depth_high = max((m.high_max_frac - m.band_high_frac) * i_n, 1e-9)
@@ -146,6 +172,10 @@ class StateTracker:
             line.seen_s = payload.ts
             line.current_ka = payload.current_ka
             line.pots_online = payload.pots_online
+            if payload.pots_online > 0:
+                line.bath.measure_voltage(
+                    payload.current_ka, payload.voltage_v / payload.pots_online
+                )
         elif isinstance(payload, BessTelemetry):
             self._soc[asset] = payload.soc_frac
         elif isinstance(payload, CaptiveTelemetry):
@@ -167,6 +197,13 @@ class StateTracker:
                 produced_today_t=line.produced_today_t,
                 day=line.day if line.day is not None else self.site.local_day(line.t_s),
                 usage=list(line.usage),
+                # to a µK, nm, mW, nV: what matters, and short in the state file
+                bath=(
+                    round(line.bath.bath_c, 6),
+                    round(line.bath.ledge_m, 9),
+                    round(line.bath.hx_kw, 6),
+                    round(line.bath.delta_v, 9),
+                ),
             )
             for name, line in self._lines.items()
             if line.t_s is not None
@@ -188,6 +225,9 @@ class StateTracker:
             line.produced_today_t = snap.produced_today_t
             line.day = snap.day
             line.usage = deque(tuple(u) for u in snap.usage)  # type: ignore[misc]
+            if snap.bath is not None:
+                b = line.bath
+                b.bath_c, b.ledge_m, b.hx_kw, b.delta_v = snap.bath
             line.hold_until_s = hold_until_s
             restored.append(name)
         return restored
@@ -226,6 +266,9 @@ class StateTracker:
                 high_used_h=sum(u[2] for u in line.usage),
                 pots_online=line.pots_online,
                 available=fresh,
+                bath_c=line.bath.bath_c,
+                superheat_k=line.bath.superheat_k,
+                ledge_cm=line.bath.ledge_m * 100.0,
             )
         return PlantState(
             t_s=t_s, lines=lines, bess_soc_frac=dict(self._soc), captive_mw=dict(self._captive)

@@ -132,6 +132,9 @@ class Trace:
                     tracked.heat_budget_mwh if tracked else 0.0 if state else math.nan
                 ),
                 f"{line.name}_bath_c": ls.mean_bath_temp_c,
+                f"{line.name}_bath_est_c": (
+                    tracked.bath_c if tracked and tracked.bath_c is not None else math.nan
+                ),
                 f"{line.name}_bath_min_c": bath_min_c,
                 f"{line.name}_bath_max_c": bath_max_c,
                 f"{line.name}_ledge_cm": ls.mean_ledge_cm,

@@ -20,6 +20,7 @@ from controller.site import (
     SiteModel,
 )
 from controller.sitefile import site_toml
+from controller.thermal import PotThermal
 from simulator.plant import ISLAND_BUS
 from simulator.scenario import (
     BessSpec,
@@ -73,6 +74,9 @@ def line_model(spec: PotlineSpec) -> LineModel:
         heat_budget_mwh=heat_budget_mwh,
         heat_exchangers=p.heat_exchangers,
         hx_time_constant_h=p.hx_time_constant_h,
+        thermal=PotThermal(
+            **{f: getattr(p, f) for f in PotThermal.__struct_fields__ if hasattr(p, f)}
+        ),
         **{key: min(max(frac, lo), hi) for key, frac in envelope.items()},
     )
 

@@ -65,7 +65,7 @@ def test_line_absorbs_a_surplus_at_the_top_of_its_band() -> None:
     (ramp 80 kA/h · 0.25 h).  Load linearised at 400 kA: 480 + 1.905 · 20 = 518.1 MW used."""
     line = LineModel("L1", **BAND5, heat_budget_mwh=1e4)
     site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF))
-    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06)
+    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06, production_drift_frac=0.06)
     s = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg)
     assert s.status == SolveStatus.OPTIMAL
     np.testing.assert_allclose(s.line_current_ka["L1"], 420.0, atol=1e-6)
@@ -76,7 +76,7 @@ def test_line_absorbs_a_surplus_at_the_top_of_its_band() -> None:
 def test_relinearised_around_the_previous_plan_the_load_is_exact() -> None:
     line = LineModel("L1", **BAND5, heat_budget_mwh=1e4)
     site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF))
-    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06)
+    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06, production_drift_frac=0.06)
     first = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg)
     second = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg, reference=first)
     # P(420 kA) = 300 · (1.65 · 420 + 5.875e-3 · 420²) / 1000 = 300 · 1729.35 / 1000 = 518.805 MW
@@ -387,7 +387,9 @@ def test_a_non_uniform_plan_absorbs_the_surplus_as_the_uniform_one() -> None:
     """The top-of-band hand case on 15 min for 6 h and 1 h beyond: 420 kA throughout."""
     line = LineModel("L1", **BAND5, heat_budget_mwh=1e4)
     site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF))
-    cfg = PlannerConfig(horizon_h=24, production_tolerance_frac=0.06, **NON_UNIFORM)
+    cfg = PlannerConfig(
+        horizon_h=24, production_tolerance_frac=0.06, production_drift_frac=0.06, **NON_UNIFORM
+    )
     s = solve(site, state_for(site), flat_forecast(cfg, 600.0), cfg)
     assert s.status == SolveStatus.OPTIMAL
     assert s.step_lengths_s is not None and s.times_s.size == 24 + 18

@@ -24,6 +24,7 @@ from controller.site import (
     SiteModel,
 )
 from controller.sitefile import load_site
+from controller.thermal import PotThermal
 from harness.site_from_scenario import site_from_scenario
 from simulator.scenario import builtin_names, load_scenario
 from smelter_ems.cli import main
@@ -230,6 +231,7 @@ def test_floats_are_written_exactly() -> None:
 SECTIONS = {
     SiteModel: "### Top level",
     LineModel: "### `[[lines]]`",
+    PotThermal: "### `[lines.thermal]`",
     GridModel: "### `[grid]`",
     BessModel: "### `[[bess]]`",
     CaptiveModel: "### `[[captive]]`",

@@ -77,3 +77,30 @@ def heat_gain_h(line: LineModel, dt_h: float | FloatArray) -> float | FloatArray
             else dt * a_h  # τ_rec = τ_hx: the limit of the expression above
         )
     return float(g) if np.ndim(dt_h) == 0 else np.asarray(g, dtype=np.float64)
+
+
+def heat_gap_mw(line: LineModel, superheat_k: float | None, t_from_now_h: FloatArray) -> FloatArray:
+    """|ΔQ − u| ≤ this [MW] at each step: the calibrated gap, narrowed by the bath's room now.
+
+    ``heat_gap_kw_per_pot`` was calibrated to dip a bath at its superheat target just to the
+    safe band's lower edge (LineModel), i.e. to a room of target − edge.  The observer knows how
+    much room the bath has now (:class:`controller.thermal.BathObserver`), less ``bath_margin_k``,
+    the observer's measured mismatch with the plant; the gap is scaled to that room (to zero when
+    none is left) and recovers to the calibrated one as the bath does, with the melt's own time
+    constant C_m/(G + hA)::
+
+        gap[k] = gap_N − (gap_N − gap_N·room/room_N)·e^(−t_k/τ_bath),   room ≤ room_N
+
+    Without an estimate (no telemetry yet) the calibrated gap holds throughout."""
+    p = line.thermal
+    gap_n = line.heat_gap_kw_per_pot * line.pots * 1e-3
+    t = np.asarray(t_from_now_h, dtype=float)
+    if superheat_k is None or not np.isfinite(superheat_k):
+        return np.full(t.shape, gap_n)
+    low, high = p.safe_superheat_k
+    room_n = min(p.superheat_target_k - low, high - p.superheat_target_k)
+    room = min(superheat_k - low, high - superheat_k) - p.bath_margin_k
+    frac = min(max(room / room_n, 0.0), 1.0) if room_n > 0.0 else 1.0
+    tau_h = p.thermal_capacity_mj_per_k / (p.loss_conductance_kw_per_k + p.ledge_h_a_kw_per_k)
+    tau_h /= 3.6  # MJ/(kW/K)·1/K = 1000 s; in hours
+    return np.asarray(gap_n - gap_n * (1.0 - frac) * np.exp(-t / tau_h), dtype=np.float64)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
+from controller.planner.lineheat import heat_budget, heat_gain_h, heat_gap_mw, hx_lag
 from controller.planner.lp import FloatArray, IntArray, LinearProgram
 from controller.planner.recursion import Recursion, Term
 from controller.planner.types import (
@@ -35,6 +35,9 @@ from forecasting.types import QuantileForecast
 PRICE_UNSERVED_PER_MWH = 1e4
 PRICE_HEAT_PER_MWH = 200.0
 PRICE_PRODUCTION_PER_T = 300.0
+PRICE_PRODUCTION_DRIFT_PER_T = PRICE_PRODUCTION_PER_T / 24.0
+"""Per hourly checkpoint within the day: a tonne of drift that lasts a day costs what a tonne
+missed at the day's end does."""
 PRICE_SOC_PER_MWH = 100.0
 PRICE_RESERVE_PER_MWH = 20.0
 PRICE_EXCURSION_PER_KAH = 1e-3
@@ -364,7 +367,7 @@ def add_heat_budget(
     r = budget.rows(h, [Term(cur, g * q1), Term(u, -g)], st.heat_budget_mwh, g * q0)
     lp.rows(f"{line.name}-heat_budget", r.row, r.col, r.val, r.rhs, r.rhs, n)
     # |ΔQ[k] − u[k]| ≤ gap (soft: after an outage the present gap may already exceed it)
-    gap = line.heat_gap_kw_per_pot * line.pots * 1e-3
+    gap = heat_gap_mw(line, st.superheat_k, (axis.times_s - axis.t0_s) / 3600.0)
     k = np.arange(n)
     lp.soft_rows(
         f"{line.name}-heat_gap",
@@ -424,28 +427,41 @@ def add_production(
     rho = line.production_t_per_h(1.0, pots)
     a = np.where(day_starts(site, axis), 0.0, 1.0)
     ends = day_ends(site, axis)
+    # Beside each day's end: hourly checkpoints over the next day, where production since the
+    # day's start keeps within ±drift of the pro-rata target (production_drift_frac).
+    # They sit a whole number of hours after the plan's start, so that their number does not
+    # change from one plan to the next (the warm-started model keeps its structure).
+    since_start_s = axis.ends_s - axis.times_s[0]
+    span_h = int(min(since_start_s[-1], DAY_S) // 3600.0)
+    hours = np.searchsorted(since_start_s, 3600.0 * np.arange(1, span_h + 1) - 1e-6)
+    checks = np.concatenate([ends, hours]).astype(np.int64)
+    is_end = np.arange(checks.size) < ends.size
     p_end = Recursion(f"{line.name}-production", a).closed_form(
-        ends, [Term(cur, dt * rho)], ls.produced_today_t if ls is not None else 0.0, n=n
+        checks, [Term(cur, dt * rho)], ls.produced_today_t if ls is not None else 0.0, n=n
     )
     # Each day's target covers the time its production counts: from local midnight for the
     # first day (produced_today counts from there), from its first step for later ones.
     starts = np.flatnonzero(day_starts(site, axis))
     midnight_s = site.local_day(axis.times_s[0]) * DAY_S - site.utc_offset_h * 3600.0
-    frac = np.empty(ends.size)
-    for j, e in enumerate(ends):
+    frac = np.empty(checks.size)
+    for j, e in enumerate(checks):
         later = starts[(starts > 0) & (starts <= e)]
         origin_s = axis.times_s[later[-1]] if later.size else midnight_s
         # a step straddling midnight counts for the day it starts in: so does its time
         frac[j] = (axis.ends_s[e] - origin_s) / DAY_S
-    target = line.daily_target_t * pots / line.pots * frac
+    daily = line.daily_target_t * pots / line.pots
+    target = daily * frac
+    drift = cfg.production_drift_frac * daily
+    lo = np.where(is_end, target, target - drift)
+    hi = np.where(is_end, target * (1.0 + cfg.production_tolerance_frac), target + drift)
     lp.soft_rows(
         f"{line.name}-production",
         p_end.row,
         p_end.col,
         p_end.val,
-        target - p_end.const,
-        target * (1.0 + cfg.production_tolerance_frac) - p_end.const,
-        PRICE_PRODUCTION_PER_T,
+        lo - p_end.const,
+        hi - p_end.const,
+        np.where(is_end, PRICE_PRODUCTION_PER_T, PRICE_PRODUCTION_DRIFT_PER_T),
     )
 
 

@@ -39,6 +39,12 @@ class LineState:
     pots_online: int | None = None
     available: bool = True
     """False when its telemetry is stale: the planner then holds it at nominal."""
+    bath_c: float | None = None
+    """The mean pot's bath temperature, as the tracker's observer estimates it [°C]."""
+    superheat_k: float | None = None
+    """Its superheat above the liquidus [K]."""
+    ledge_cm: float | None = None
+    """Its side-ledge thickness [cm]."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,11 @@ class PlannerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     weight_renewable_per_mwh: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
     weight_co2_per_t: Annotated[float, msgspec.Meta(ge=0.0)] = 0.05
     weight_cost_per_cny: Annotated[float, msgspec.Meta(ge=0.0)] = 1e-4
-    production_tolerance_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.1)] = 0.004
+    production_tolerance_frac: Annotated[float, msgspec.Meta(ge=0.0, le=0.1)] = 0.002
     """Daily production is kept in [target, target · (1 + tolerance)]."""
+    production_drift_frac: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0075
+    """Within the day, production since local midnight keeps within ± this share of the
+    daily target of the pro-rata target, checked hourly over the next 24 h."""
     import_margin_frac: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.05
     """Plan imports up to (1 − margin) of the limit: supply varies within a planning step, and
     a plan that sits on the limit makes the plant shed load on every dip.  Importing into the
