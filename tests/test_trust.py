@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from test_daemon_core import (
     LINE,
     RAMP_KA_PER_S,
+    SITE,
     T0,
     TOPICS,
     _core,
@@ -27,7 +28,13 @@ from test_daemon_core import (
     _running_core,
 )
 
+from controller.config import ControllerSection, DaemonConfig
+from controller.core.clock import PlantClock
+from controller.core.core import ControllerCore
+from controller.core.streams import Streams, Verdict
+from controller.daemon.service import Daemon
 from controller.planner import scheduler
+from controller.planner.types import PlannerConfig
 from wire import (
     PAYLOAD_TYPES,
     BessTelemetry,
@@ -44,6 +51,7 @@ from wire import (
     decode,
     encode,
 )
+from wire.link import MqttSettings
 
 # --- 3. operator lock-out ---------------------------------------------------------------------
 
@@ -364,3 +372,53 @@ def test_no_message_of_any_type_takes_the_core_down_or_its_setpoints_out_of_limi
         assert math.isfinite(core.clock.now_s or 0.0)
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_after_a_jump_two_stray_messages_on_the_old_time_base_cannot_jump_it_back() -> None:
+    """Nine streams at 1 Hz move a day ahead together (a jump, on the fifth).  The streams that
+    moved keep their place, so the old time base needs a quorum of its own: two strays (a
+    gateway's late buffer, forged messages) used to be enough, because the jump had emptied the
+    record of streams heard and the quorum fell to two."""
+    keys = [("renewable", f"r{k}") for k in range(9)]
+    streams = Streams(SITE, tolerance_s=120.0)
+    streams.known = frozenset(keys)
+    clock = PlantClock()
+
+    def hear(key: tuple[str, str], ts: float, wall_s: float) -> Verdict:
+        check = streams.check(key, ts, wall_s, None, clock)
+        if check.verdict is Verdict.JUMP:
+            clock.reset(ts, wall_s)
+        elif check.verdict is Verdict.ACCEPT:
+            clock.advance(ts, wall_s)
+        return check.verdict
+
+    for second in range(5):
+        assert {hear(k, T0 + second, float(second)) for k in keys} == {Verdict.ACCEPT}
+    day_s = 86_400.0
+    verdicts = [hear(k, T0 + day_s + 5.0, 5.0) for k in keys[:5]]
+    assert verdicts[4] is Verdict.JUMP and Verdict.JUMP not in verdicts[:4]
+    # at once, before the other four streams are heard on the new time base
+    strays = {hear(k, T0 + 6.0, 5.1) for k in keys[:2]}
+    assert strays.isdisjoint({Verdict.ACCEPT, Verdict.JUMP})
+    assert clock.now_s == T0 + day_s + 5.0
+
+
+def test_wall_clock_tolerance_holds_telemetry_to_the_daemons_utc_clock() -> None:
+    """On a real plant: telemetry stamped 60 s off the daemon's UTC clock is bad_ts, even when
+    the whole plant agrees on it; the daemon gives its core its UTC clock (service.py)."""
+    utc = [T0]
+    core = ControllerCore(
+        SITE,
+        ControllerSection(wall_clock_tolerance_s=5.0),
+        PlannerConfig(),
+        TOPICS,
+        utc=lambda: utc[0],
+    )
+    _feed(core, T0, 0.0)
+    assert core.clock.now_s == T0
+    utc[0] = T0 + 1.0
+    _feed(core, T0 + 61.0, 1.0)  # every stream, 60 s ahead of UTC
+    assert core.clock.now_s == T0
+    assert core.ingest.rejected["bad_ts"] == 4
+    daemon = Daemon(DaemonConfig(mqtt=MqttSettings(topic_prefix="p")), SITE, utc=lambda: 42.0)
+    assert daemon.core._utc is not None and daemon.core._utc() == 42.0

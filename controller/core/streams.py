@@ -86,8 +86,10 @@ class Streams:
         )
         self.last_ts: dict[Key, float] = {}
         """Each stream's newest accepted ``ts``."""
-        self._candidates: dict[Key, tuple[float, float]] = {}
-        """Stream → (offset of its off-window ``ts`` from plant time, wall time heard)."""
+        self.heard: set[Key] = set()
+        """Every stream heard since the start: the quorum is a share of them, jumps or not."""
+        self._candidates: dict[Key, tuple[float, float, float]] = {}
+        """Stream → (offset of its off-window ``ts`` from plant time, wall time heard, ts)."""
 
     def window_s(self, clock: PlantClock) -> float:
         """How far from the expected plant time a ``ts`` may lie [s]."""
@@ -122,30 +124,27 @@ class Streams:
             return 0.0
         return max(wall_s - clock.first_wall_s, 0.0) * UNMEASURED_SPEED_MAX
 
-    def rebase(self, ts: float) -> None:
-        """After a jump: every stream starts again from ``ts``'s time base."""
-        self.last_ts = {}
-        self._candidates.clear()
-
     def _accept(self, key: Key, ts: float) -> Check:
         self.last_ts[key] = ts
+        self.heard.add(key)
         return Check(Verdict.ACCEPT)
 
     def _candidate(
         self, key: Key, ts: float, offset_s: float, wall_s: float, window: float
     ) -> Check:
         self._candidates = {
-            k: (off, heard)
-            for k, (off, heard) in self._candidates.items()
-            if wall_s - heard <= JUMP_WINDOW_WALL_S
+            k: c for k, c in self._candidates.items() if wall_s - c[1] <= JUMP_WINDOW_WALL_S
         }
-        self._candidates[key] = (offset_s, wall_s)
-        agreeing = [k for k, (off, _) in self._candidates.items() if abs(off - offset_s) <= window]
-        heard = len(self.last_ts | dict.fromkeys(self._candidates, 0.0))
+        self._candidates[key] = (offset_s, wall_s, ts)
+        self.heard.add(key)
+        agreeing = {k: c[2] for k, c in self._candidates.items() if abs(c[0] - offset_s) <= window}
+        heard = len(self.heard)
         quorum = max(min(2, heard), math.ceil(heard / 2))
         if len(agreeing) >= quorum:
-            self.rebase(ts)
-            self.last_ts[key] = ts
+            # every stream starts again from the new time base: those that moved with it at
+            # their own ts, so that the old time base needs a quorum of its own to come back
+            self.last_ts = agreeing
+            self._candidates.clear()
             way = "forward" if offset_s > 0 else "back"
             streams = len(agreeing)
             return Check(

@@ -107,15 +107,12 @@ class Daemon:
         *,
         environ: Mapping[str, str] = os.environ,
         monotonic: Callable[[], float] = time.monotonic,
+        utc: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.topics = Topics(config.mqtt.topic_prefix)
-        self.core = ControllerCore(
-            site,
-            config.controller,
-            config.planner,
-            self.topics,
-        )
+        # the daemon's UTC clock: what [controller] wall_clock_tolerance_s holds telemetry to
+        self.core = ControllerCore(site, config.controller, config.planner, self.topics, utc=utc)
         self.password = resolve_password(config.mqtt, environ)
         self.operators = load_operators(config.controller.operator_tokens_file, environ)
         self.journal = Journal()
@@ -189,7 +186,7 @@ class Daemon:
             log.error("%s: forecasting from scratch", kept.problem)
             self.core.notice(f"{kept.problem}; forecasting from scratch")
 
-    async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down in stages."""
         self.load_state()
         try:
@@ -202,7 +199,7 @@ class Daemon:
         )
         checking = asyncio.create_task(self.startup.run())
         link_stop = asyncio.Event()
-        link = asyncio.create_task(self.link.stay_connected(link_stop, ready))
+        link = asyncio.create_task(self.link.stay_connected(link_stop))
         ticker = asyncio.create_task(self._tick_forever(stop))
         http = None
         settings = self.config.controller

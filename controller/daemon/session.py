@@ -16,7 +16,6 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -64,8 +63,6 @@ class BrokerSession:
         """The ``offline`` status of a stop; once the broker has taken it, the connection may
         close cleanly (which discards the last will)."""
         self.farewell_taken = False
-        self.ready: Callable[[], None] | None = None
-        """Called once, at the first connection."""
         self.connected_s = 0.0
         """When the present connection began (wall, monotonic)."""
         self.wake = asyncio.Event()
@@ -123,7 +120,7 @@ class BrokerSession:
 
     # --- the connection -------------------------------------------------------------------
 
-    async def stay_connected(self, stop: asyncio.Event, ready: Callable[[], None] | None) -> None:
+    async def stay_connected(self, stop: asyncio.Event) -> None:
         d = self.daemon
         settings = d.config.mqtt
         backoff = Backoff()
@@ -135,7 +132,6 @@ class BrokerSession:
             instance=d.instance,
         )
         will = aiomqtt.Will(d.topics.status(), encode(offline), qos=1, retain=True)
-        self.ready = ready
         while not stop.is_set():
             client = make_client(
                 settings, d.password, default_id=f"smelter-ems-{d.instance}", will=will
@@ -195,9 +191,6 @@ class BrokerSession:
         d.core.force_status()
         self.pending.extend(self.retained.values())
         self.wake.set()
-        if self.ready is not None:
-            self.ready()
-            self.ready = None
         try:
             await until_first_done(self._receive(client), self._publish(client), stop.wait())
             await self._publish_pending(client)
