@@ -137,6 +137,26 @@ def test_a_meter_that_went_quiet_adds_nothing_after_stale_after_s() -> None:
     _, last = meter.take()[-1]
     assert last["renewable_available_mwh"] == pytest.approx(200.0 * 120.0 / 3600.0)
     assert last["grid_import_mwh"] == pytest.approx(280.0 * 3.0)
+    # the line's meter went quiet too: no production, and no target, after its 120 s
+    target_t_per_h = LINE.production_t_per_h(LINE.nominal_current_ka)
+    assert last["aluminium_target_t"] == pytest.approx(target_t_per_h * 120.0 / 3600.0)
+    assert last["metered_h"] == pytest.approx(3.0)  # the grid meter was heard throughout
+
+
+def test_while_every_meter_is_silent_no_time_and_no_target_is_counted() -> None:
+    """A telemetry outage is not a production shortfall: 3 h of silence between two readings
+    adds neither metered time nor nominal production to the day."""
+    meter = Meter(SITE, stale_after_s=120.0)
+    start_s = T0 + 3600.0
+    run(meter, start_s, 10)
+    run(meter, start_s + 4 * 3600.0, 10)
+    meter.advance(start_s + 4 * 3600.0 + 600.0)
+    t = meter.table()
+    # two 10-minute runs of readings; a value is held until the next reading of its meter if
+    # that comes within stale_after_s, so neither the gap nor the 10 minutes after count
+    assert t["metered_h"] == pytest.approx(1200.0 / 3600.0)
+    target_t_per_h = LINE.production_t_per_h(LINE.nominal_current_ka)
+    assert t["aluminium_target_t"] == pytest.approx(target_t_per_h * t["metered_h"])
 
 
 def test_half_hour_time_zones_close_the_day_at_local_midnight() -> None:

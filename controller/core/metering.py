@@ -8,8 +8,9 @@ its asset, for at most ``stale_after_s`` (a meter that went quiet adds nothing),
 across a clock jump.  At every full local hour of plant time it closes a reading of the day's
 totals so far, stamped with the hour (at local midnight: the whole day, then the totals start
 again); the core logs each as a ``kpi`` point with ``period=day`` (docs/influx-schema.md).
-Only what the meters saw is counted: ``metered_h`` says how long that was, and
-``aluminium_target_t`` is nominal production over the same time.
+Only what the meters saw is counted: ``metered_h`` says how long any meter was heard (while
+every one is silent nothing is counted, the auxiliary load neither), and
+``aluminium_target_t`` is each line's nominal production over the time its meter was heard.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class Meter:
         self._bess: Held = {}
         self._captive_mw: Held = {}
         self._lines = {ln.name: ln for ln in site.lines}
+        self._target_t_per_h = {
+            ln.name: ln.production_t_per_h(ln.nominal_current_ka) for ln in site.lines
+        }
+        """Each line's nominal production: the target of the time its meter was heard."""
         self._captive = {c.name: c for c in site.captive}
         self._offset_s = site.utc_offset_h * HOUR_S
         self._t_s: float | None = None
@@ -143,10 +148,14 @@ class Meter:
         if dt_h <= 0.0:
             return
         site, tot = self.site, self.totals
+        oldest_s = to_s - self.stale_after_s
+        heard_lines = [a for a, (_, seen_s) in self._line_t_per_h.items() if seen_s >= oldest_s]
+        held = (self._available, self._grid, self._line_mw, self._bess, self._captive_mw)
+        if not any(seen_s >= oldest_s for h in held for _, seen_s in h.values()):
+            return  # every meter is silent: no time metered, no target, no auxiliary load
         fresh = [self._sum(h, to_s) for h in (self._available, self._delivered, self._grid)]
         available, delivered, grid = fresh
         imported, exported = max(grid, 0.0), max(-grid, 0.0)
-        oldest_s = to_s - self.stale_after_s
         charging = sum(-p for p, seen_s in self._bess.values() if p < 0.0 and seen_s >= oldest_s)
         captive = {a: v for a, (v, seen_s) in self._captive_mw.items() if seen_s >= oldest_s}
         tot["metered_h"] += dt_h
@@ -160,9 +169,7 @@ class Meter:
         tot["captive_mwh"] += sum(captive.values()) * dt_h
         tot["shed_mwh"] += self._sum(self._shed, to_s) * dt_h
         tot["aluminium_t"] += self._sum(self._line_t_per_h, to_s) * dt_h
-        tot["aluminium_target_t"] += dt_h * sum(
-            ln.production_t_per_h(ln.nominal_current_ka) for ln in site.lines
-        )
+        tot["aluminium_target_t"] += dt_h * sum(self._target_t_per_h[a] for a in heard_lines)
         co2 = cost = 0.0
         for name, mw in captive.items():
             unit = self._captive.get(name)
