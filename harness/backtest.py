@@ -231,9 +231,9 @@ def run_backtest(
     """
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     config = planner or PlannerConfig()
+    if not 0.0 < days <= 3660.0:
+        raise ValueError(f"days must be in (0, 3660], got {days}")
     if strategy_name == "bound":
-        if not 0.0 < days <= 3660.0:
-            raise ValueError(f"days must be in (0, 3660], got {days}")
         kpis = run_bound(sc, days=days, seed=seed, planner=config)
         if progress is not None:
             progress(f"{sc.name} bound", 1.0)
@@ -245,8 +245,6 @@ def run_backtest(
         raise ValueError(
             f"the planner's step must be a whole number of plant steps ({plant.step_s:g} s)"
         )
-    if not 0.0 < days <= 3660.0:
-        raise ValueError(f"days must be in (0, 3660], got {days}")
     site = site_from_scenario(sc)
     strategy = make_planner(strategy_name, _true_supply(plant))
     settings = ControllerSection(cycle_min=config.step_min)
@@ -281,7 +279,7 @@ def run_backtest(
         if first_day_used_mwh is None
         else round(_renewable_used_mwh(kpis) - first_day_used_mwh, 3)
     )
-    kpis |= _solver_stats(solves.solve_ms, solves.statuses)
+    kpis |= solver_stats(solves.solve_ms, solves.statuses)
     kpis["plans"] = dict(sorted(solves.reasons.items()))
     kpis["alarms"] = dict(sorted(bus.alarms.items()))
     kpis["safety_events"] = dict(sorted(core.dispatcher.events.items()))
@@ -294,7 +292,9 @@ def run_backtest(
     )
 
 
-def _solver_stats(solve_ms: Sequence[float], plans: Mapping[str, int]) -> dict[str, object]:
+def solver_stats(solve_ms: Sequence[float], plans: Mapping[str, int]) -> dict[str, object]:
+    """The KPIs of a run's plans: how many, solve time p50/p95 [ms] and total [s], fallback
+    and time-limit plans (``plans``: count by status)."""
     ms = np.asarray(solve_ms, dtype=float)
     return {
         "solves": int(ms.size),
@@ -315,12 +315,13 @@ def capture_ratio(
     results: Mapping[str, Mapping[str, object]],
     key: str = "renewable_used_mwh",
     against: str = "oracle",
+    strategy: str = "mpc",
 ) -> float | None:
-    """(mpc − flat) / (``against`` − flat) renewable used (``key``), against the ``oracle`` or
-    the ``bound``; None when a term is missing or ``against`` gains nothing over flat (no
-    headroom to capture)."""
+    """(``strategy`` − flat) / (``against`` − flat) renewable used (``key``), against the
+    ``oracle`` or the ``bound``; None when a term is missing or ``against`` gains nothing over
+    flat (no headroom to capture)."""
     used: dict[str, float] = {}
-    for name in ("flat", "mpc", against):
+    for name in ("flat", strategy, against):
         value = results.get(name, {}).get(key)
         if not isinstance(value, int | float):
             return None
@@ -328,7 +329,7 @@ def capture_ratio(
     headroom = used[against] - used["flat"]
     if headroom <= 0.0:
         return None
-    return round((used["mpc"] - used["flat"]) / headroom, 4)
+    return round((used[strategy] - used["flat"]) / headroom, 4)
 
 
 def summary(

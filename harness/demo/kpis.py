@@ -9,11 +9,11 @@ offline run"; tests/test_demo.py checks that they agree).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Final
 
-import numpy as np
-
 from controller.site import SiteModel
+from harness.backtest import solver_stats
 from harness.demo.listen import Heard, RecordingPlant
 from simulator.scenario import Scenario
 from wire import Topics
@@ -73,15 +73,11 @@ def _with_hourly(plant: RecordingPlant) -> dict[str, Any]:
     }
 
 
-def solver_stats(heard: Heard) -> dict[str, Any]:
-    """What the daemon's plans (as heard on the plan topic) say of its planning."""
-    ms = np.asarray([p.solve_ms for p in heard.plans], dtype=float)
-    return {
-        "plans": int(ms.size),
-        "solve_ms_p50": round(float(np.percentile(ms, 50)), 1) if ms.size else None,
-        "solve_ms_p95": round(float(np.percentile(ms, 95)), 1) if ms.size else None,
-        "fallback_plans": sum(p.status == "fallback" for p in heard.plans),
-    }
+def planning_stats(heard: Heard) -> dict[str, Any]:
+    """What the daemon's plans (as heard on the plan topic) say of its planning: the
+    backtest's solver KPIs (:func:`harness.backtest.solver_stats`), and how many plans."""
+    statuses = Counter(p.status for p in heard.plans)
+    return {"plans": len(heard.plans)} | solver_stats([p.solve_ms for p in heard.plans], statuses)
 
 
 def build_kpis(
@@ -96,7 +92,7 @@ def build_kpis(
     heard: Heard,
     interrupted: bool,
 ) -> dict[str, Any]:
-    controller = _with_hourly(controlled) | solver_stats(heard)
+    controller = _with_hourly(controlled) | planning_stats(heard)
     baseline = _with_hourly(flat)
     gain: dict[str, float | None] = {}
     for key in GAIN_KEYS:

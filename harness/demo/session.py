@@ -194,7 +194,10 @@ async def run_demo(opts: DemoOptions, progress: Progress | None = None) -> DemoR
             config = SimulatorConfig(
                 mqtt=settings,
                 simulator=SimulatorSection(
-                    scenario=scenario.name, seed=opts.seed, speed=opts.speed
+                    scenario=scenario.name,
+                    seed=opts.seed,
+                    speed=opts.speed,
+                    publish_interval_s=publish_interval_s(opts.speed),
                 ),
             )
             sim = asyncio.create_task(bridge.serve(config, scenario, stop=sim_stop, plant=plant))

@@ -15,6 +15,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from harness.backtest import capture_ratio
+
 Row = dict[str, Any]
 
 # (column, what it is [unit], worst of the values)
@@ -29,7 +31,7 @@ METRICS: Final[tuple[tuple[str, str, Callable[[list[float]], float]], ...]] = (
 
 def add_derived(rows: Sequence[Row]) -> None:
     """Add ``production_error_pct`` and ``capture_ratio`` to each row that has KPIs."""
-    used: dict[tuple[str, str, int], dict[str, float]] = {}
+    groups: dict[tuple[str, str, int], dict[str, Row]] = {}
     for row in rows:
         if row.get("error") is None:
             target = row.get("aluminium_target_t")
@@ -39,16 +41,12 @@ def add_derived(rows: Sequence[Row]) -> None:
                 if isinstance(made, int | float) and isinstance(target, int | float) and target
                 else None
             )
-            group = used.setdefault((row["scenario"], row["setting"], row["seed"]), {})
-            group[row["strategy"]] = float(row["renewable_used_mwh"])
+            group = groups.setdefault((row["scenario"], row["setting"], row["seed"]), {})
+            group[row["strategy"]] = row
     for row in rows:
-        row["capture_ratio"] = None
-        group = used.get((row["scenario"], row["setting"], row["seed"]), {})
-        if row.get("error") is not None or "flat" not in group or "oracle" not in group:
-            continue
-        headroom = group["oracle"] - group["flat"]
-        if headroom > 0.0:
-            row["capture_ratio"] = round((group[row["strategy"]] - group["flat"]) / headroom, 4)
+        group = groups.get((row["scenario"], row["setting"], row["seed"]), {})
+        failed = row.get("error") is not None
+        row["capture_ratio"] = None if failed else capture_ratio(group, strategy=row["strategy"])
 
 
 def summarise(rows: Sequence[Row]) -> list[dict[str, Any]]:
