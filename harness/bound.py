@@ -93,7 +93,9 @@ def run_bound(
         "bound_status": res.status.value,
         "renewable_used_mwh": None,
     }
-    if res.x is not None and res.status != LpStatus.FAILED:
+    # only a proven optimum is a bound: a maximisation stopped early (time limit) is feasible
+    # but below the maximum, so it stays None rather than flatter every capture against it
+    if res.x is not None and res.status == LpStatus.OPTIMAL:
         kpis |= _figures(site, axis, cols, res.x, available)
         kpis["bound_rows"], kpis["bound_columns"] = lp.n_rows, lp.n_vars
         # the same LP without the relaxations' slack: line power on the tangent of P at the
@@ -103,7 +105,7 @@ def run_bound(
         pins = {ln.name: x[cols[f"I-{ln.name}"]] for ln in site.lines}
         lp2, cols2 = _build(site, plant, axis, available, planner, pins=pins)
         res2 = HighsModel(warm=False).solve(lp2, axis.times_s, TIME_LIMIT_S)
-        if res2.x is not None and res2.status != LpStatus.FAILED:
+        if res2.x is not None and res2.status == LpStatus.OPTIMAL:
             tight = _figures(site, axis, cols2, res2.x, available)
             kpis["renewable_used_unrelaxed_mwh"] = tight["renewable_used_mwh"]
     kpis["runtime_s"] = round(time.perf_counter() - started, 3)

@@ -24,7 +24,7 @@ def _used(kpis: dict[str, object], key: str = "renewable_used_mwh") -> float:
 def test_no_strategy_uses_more_renewable_energy_than_the_bound(name: str) -> None:
     """Half a day from the scenario's start: flat, mpc and oracle, each in closed loop with the
     simulator, against the bound over the same span.  The bound's own figures hang together:
-    what is used on site is no more than available − curtailed, and the unrelaxed variant is
+    nothing curtailed below zero, no more used than was available, and the unrelaxed variant
     no higher."""
     bound = run_backtest(name, "bound", days=DAYS, seed=SEED).kpis
     assert bound["bound_status"] == "optimal"
@@ -35,8 +35,8 @@ def test_no_strategy_uses_more_renewable_energy_than_the_bound(name: str) -> Non
     for strategy, mwh in used.items():
         assert mwh <= _used(bound), (strategy, mwh, bound["renewable_used_mwh"])
     assert _used(bound, "renewable_used_unrelaxed_mwh") <= _used(bound) + 1e-6
-    export = _used(bound, "renewable_available_mwh") - _used(bound, "curtailed_mwh")
-    assert export >= _used(bound) - 1e-6  # used on site ≤ available − curtailed (the rest exported)
+    assert _used(bound, "curtailed_mwh") >= -1e-6
+    assert _used(bound) <= _used(bound, "renewable_available_mwh") + 1e-6
 
 
 def test_a_coarser_step_only_loosens_the_bound() -> None:
