@@ -129,7 +129,8 @@ async def test_without_a_credential_the_console_is_read_only(tmp_path: Path) -> 
         assert code == 200 and b"/static/uPlot.iife.min.js" in body
         for path in ("/static/uPlot.iife.min.js", "/static/uPlot-LICENSE.txt"):
             assert (await asyncio.to_thread(_request, url + path))[0] == 200
-        for path in ("/static/..%2Fapp.py", "/static/app.py", "/nope"):
+        # a name that would resolve to a served file through a path join, a hidden file, code
+        for path in ("/static/..%2Fstatic%2Fconsole.js", "/static/.x.js", "/static/app.py"):
             assert (await asyncio.to_thread(_request, url + path))[0] == 404
     finally:
         await server.close()

@@ -249,9 +249,22 @@ def _json(body: object, status: int = 200, headers: dict[str, str] | None = None
     )
 
 
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    """The page's files, read once: a request is a lookup by name, never a path on disk."""
+    files: dict[str, tuple[bytes, str]] = {}
+    for entry in STATIC.iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
+        if entry.is_file() and suffix in TYPES and not entry.name.startswith("."):
+            files[entry.name] = (entry.read_bytes(), TYPES[suffix])
+    return files
+
+
+_STATIC_FILES: Final = _load_static()
+
+
 def _file(name: str) -> web.Response:
-    path = STATIC / name
-    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-    if "/" in name or name.startswith(".") or suffix not in TYPES or not path.is_file():
+    found = _STATIC_FILES.get(name)
+    if found is None:
         raise web.HTTPNotFound(text="not found\n")
-    return web.Response(body=path.read_bytes(), content_type=TYPES[suffix], charset="utf-8")
+    body, content_type = found
+    return web.Response(body=body, content_type=content_type, charset="utf-8")

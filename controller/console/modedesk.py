@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
 from controller.console.journal import Journal
 from controller.safety import limits_for
 from wire import Mode, ModeCommand, PayloadError, Publication, decode, encode
@@ -82,7 +84,7 @@ class ModeDesk:
         log.warning("operator %s (%s) sets mode %s", who, remote, what)
         self.journal.operator(command.mode.value, f"{who} set mode {what} from {remote}", now, who)
         taken = await self._taken(command)
-        body_out = {"sent": True, "taken": taken, "command": json.loads(encode(command))}
+        body_out = {"sent": True, "taken": taken, "command": msgspec.to_builtins(command)}
         return Outcome(200 if taken else 202, body_out)
 
     def refuse_unauthenticated(self, remote: str, status: int, why: str) -> Outcome:

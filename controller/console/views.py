@@ -7,13 +7,14 @@ plant time (UNIX seconds); the page shows them in the site's local time (``utc_o
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from controller.console.journal import Journal
 from controller.core.records import plan_message
-from wire import BessTelemetry, CaptiveTelemetry, GridTelemetry, PotlineTelemetry, encode
+from wire import BessTelemetry, CaptiveTelemetry, GridTelemetry, PotlineTelemetry
 
 if TYPE_CHECKING:
     from controller.daemon.service import Daemon
@@ -162,7 +163,7 @@ def kpi_view(daemon: Daemon) -> Json:
 
 
 def _as_json(struct: Any) -> Any:
-    return json.loads(encode(struct))
+    return msgspec.to_builtins(struct)
 
 
 def _local_hours(now: float | None, utc_offset_h: float) -> float:

@@ -25,7 +25,6 @@ BURST_GAP_S: Final = 600.0
 
 @dataclass
 class _Burst:
-    started_ts: float
     last_ts: float
     logged_ts: float
     unlogged: int = 0
@@ -52,7 +51,7 @@ class AlarmLog:
                 alarm.message,
                 before,
             )
-            self._bursts[key] = _Burst(alarm.ts, alarm.ts, alarm.ts)
+            self._bursts[key] = _Burst(alarm.ts, alarm.ts)
             return
         burst.last_ts = max(burst.last_ts, alarm.ts)
         burst.unlogged += 1

@@ -42,7 +42,6 @@ class LinkStats:
     connects: int = 0
     dropped_publications: int = 0
     published: int = 0
-    started_wall_s: float = field(default_factory=time.monotonic)
     last_tick_wall_s: float = field(default_factory=time.monotonic)
 
 

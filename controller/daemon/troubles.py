@@ -53,10 +53,6 @@ class Trouble:
         self._attempts = 0
         self._reason = ""
 
-    @property
-    def failing(self) -> bool:
-        return self._since_s is not None
-
     def failed(self, reason: str, advice: str = "") -> None:
         """An attempt failed: ``reason`` goes in the status, and with ``advice`` in the log the
         first time."""
