@@ -143,7 +143,6 @@ class Figures:
     status: set[str]
     first_ms: float | None = None
     cold_solves: int = 0
-    objective_gap: float = 0.0
 
 
 def run(

@@ -15,6 +15,7 @@ from typing import Final
 
 import msgspec
 
+from controller.core.streams import Verdict
 from wire import PayloadError, Topic, Topics, decode
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,12 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR: Final = "internal_error"
 """A message the codec accepted but the controller failed on (a bug: counted beside the codec's
 :data:`wire.REJECT_KINDS`, logged with its traceback)."""
-CORE_REJECT_KINDS: Final = ("unknown_asset", "out_of_order", "bad_ts", INTERNAL_ERROR)
-"""What the core refuses beyond the codec (:mod:`controller.core.admission`)."""
+CORE_REJECT_KINDS: Final = (
+    *(v.value for v in Verdict if v not in (Verdict.ACCEPT, Verdict.JUMP)),
+    INTERNAL_ERROR,
+)
+"""What the core refuses beyond the codec (:mod:`controller.core.admission`): the streams'
+verdicts other than taking a message, and its own failures."""
 RECOVERY_MESSAGES: Final = 100
 """A reject kind counts as recovered after this many good messages in a row."""
 

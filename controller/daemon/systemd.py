@@ -7,7 +7,8 @@
 - ``STATUS=`` the controller's state and whether the broker is connected, when that changes
   (``systemctl status`` shows it).
 - ``WATCHDOG=1`` every third of ``WatchdogSec`` while the daemon is healthy: the event loop
-  turns (the ticker ran within :data:`LOOP_STUCK_S`) and no solve has overrun its deadline.
+  turns (the ticker ran within :data:`~.http.STUCK_S`, as ``/healthz`` judges it) and no
+  solve has overrun its deadline.
   A solve that overruns is answered with the fallback plan at once, but no new solve starts
   until it returns; a daemon stuck that way, or with a blocked loop, is killed by systemd and
   restarted (``Restart=on-failure``), and resumes from its state file.  The pings are sent
@@ -28,12 +29,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from controller.daemon.http import STUCK_S
+
 if TYPE_CHECKING:
     from controller.daemon.service import Daemon
 
 log = logging.getLogger(__name__)
 
-LOOP_STUCK_S: Final = 5.0
 """The ticker runs every 0.2 s: this long without a tick is a blocked loop (as ``/healthz``)."""
 STATUS_EVERY_S: Final = 1.0
 """How often the status line is looked at when there is no watchdog."""
@@ -68,7 +70,7 @@ def watchdog_interval_s(environ: Mapping[str, str], pid: int) -> float | None:
 def unhealthy(daemon: Daemon, now_s: float) -> str | None:
     """Why the watchdog must not be fed now (None: healthy)."""
     stuck_s = now_s - daemon.stats.last_tick_wall_s
-    if stuck_s >= LOOP_STUCK_S:
+    if stuck_s >= STUCK_S:
         return f"the control loop has not turned for {stuck_s:.1f} s"
     overrun_s = daemon.solve_overrun_s(now_s)
     if overrun_s > 0.0:

@@ -2,10 +2,12 @@
 
 A receding-horizon LP differs from the last one in its data only: bounds, right-hand sides,
 costs and the tangent coefficients of the line models.  :class:`HighsModel` keeps one HiGHS
-model, changes only what changed, and starts the simplex from the last optimal basis shifted
-by the time that has passed (step k of the new plan takes the status of the old step that
-covers its start; the last step keeps its own).  When the structure changes (another number of
-steps, of local midnights in the horizon, of lines or assets) or a warm start fails, it solves
+model, changes only what changed, and lets HiGHS start the simplex from the basis it kept
+(``shift=True`` instead moves the last optimal basis by the time that has passed: step k of
+the new plan takes the status of the old step that covers its start; measured slower, it is
+kept for the bench and the tests, not used by the planners).  When the structure changes
+(another number of steps, of local midnights in the horizon, of lines or assets) or a warm
+start fails, it solves
 cold from scratch, with presolve, like a fresh model.  A warm start changes where the simplex
 starts, not what it finds: the optimum is the same to the solver's tolerance
 (tests/test_planner_warm.py).
