@@ -191,27 +191,31 @@ class RulePlanner:
             high = i_n
         elif ls.heat_budget_mwh < -guard_mwh:
             low = i_n
-        # The production bias acts on the clipped surplus share, so that a deep deficit cannot
-        # swamp it: the line then sits above the bottom of its band by the bias.
+        # Production keeps pace with the day: behind the pro-rata target the line may not
+        # go below nominal (a long deficit would otherwise hold a steady lag, which a
+        # proportional bias alone leaves: 5 % of current over the catch-up time); ahead of it
+        # the lead is spent first.  Either way the bias closes the gap within the catch-up.
         want = min(max(i_n + surplus_mw / line.dpower_mw_per_ka(i_n), low), high)
-        want = min(want + production_bias_ka(line, ls, now_s, site), high)
+        bias = production_bias_ka(line, ls, now_s, site)
+        if bias > 0.0:
+            want = max(want, i_n)
+        want = min(max(want + bias, low), high)
         step = line.ramp_ka_per_h * cycle_h
         want = min(max(want, ls.current_ka - step), ls.current_ka + step)
         return min(max(want, line.hard_min_ka), line.hard_max_ka)
 
 
 def production_bias_ka(line: LineModel, ls: LineState, now_s: float, site: SiteModel) -> float:
-    """Extra current [kA] that would close today's production lag within
-    :data:`PRODUCTION_CATCH_UP_H` (or by local midnight, when that comes sooner).
-
-    The lag is against the pro-rata share of the day's target at nominal current; running
-    ahead gives no negative bias (the surplus-following takes current down when it should).
+    """Current [kA] that would close today's production gap within
+    :data:`PRODUCTION_CATCH_UP_H` (or by local midnight, when that comes sooner): positive
+    when the line lags the pro-rata share of the day's target at nominal current, negative
+    when it runs ahead of it.
     """
     elapsed_h = (now_s / 3600.0 + site.utc_offset_h) % 24.0
     expected_t = line.production_t_per_h(line.nominal_current_ka, ls.pots_online) * elapsed_h
     lag_t = expected_t - ls.produced_today_t
     t_per_h_per_ka = line.production_t_per_h(1.0, ls.pots_online)
-    if lag_t <= 0.0 or t_per_h_per_ka <= 0.0:
+    if t_per_h_per_ka <= 0.0:
         return 0.0
     catch_up_h = min(max(24.0 - elapsed_h, 1.0), PRODUCTION_CATCH_UP_H)
     return lag_t / (t_per_h_per_ka * catch_up_h)

@@ -144,22 +144,27 @@ def test_rule_heat_guard_steers_back_to_nominal(site: SiteModel) -> None:
     assert targets["potline", "L1"] == pytest.approx(400.0)
 
 
-def test_rule_production_guard_lifts_a_lagging_line(site: SiteModel) -> None:
+def test_rule_production_guard_keeps_a_line_on_pace(site: SiteModel) -> None:
     line = site.lines[0]
     lagging = LineState(current_ka=380.0, produced_today_t=_on_track_t(site) - 3.0)
     # 08:00 local: 3 t behind, caught up within 4 h at 0.0936 t/h per kA
-    assert production_bias_ka(line, lagging, T0_S, site) == pytest.approx(
-        3.0 / (line.production_t_per_h(1.0) * 4.0)
-    )
+    bias_ka = 3.0 / (line.production_t_per_h(1.0) * 4.0)
+    assert production_bias_ka(line, lagging, T0_S, site) == pytest.approx(bias_ka)
     ahead = replace(lagging, produced_today_t=_on_track_t(site) + 3.0)
-    assert production_bias_ka(line, ahead, T0_S, site) == 0.0
-    targets = RulePlanner().targets(
-        T0_S,
-        _state(site, current_ka=380.0, produced_today_t=_on_track_t(site) - 3.0),
-        site,
-        0.0,
-    )
-    assert targets["potline", "L1"] == pytest.approx(380.0 + 8.01, abs=0.01)
+    assert production_bias_ka(line, ahead, T0_S, site) == pytest.approx(-bias_ka)
+    # behind, in a deficit: not below nominal, plus the bias (a lag held by a bias on top of
+    # the band's bottom would never close)
+    behind = _state(site, current_ka=400.0, produced_today_t=_on_track_t(site) - 3.0)
+    targets = RulePlanner().targets(T0_S, behind, site, 0.0)
+    assert targets["potline", "L1"] == pytest.approx(400.0 + bias_ka)
+    assert bias_ka == pytest.approx(8.01, abs=0.01)
+    # ahead, in a surplus: the lead is spent first, from the band's top
+    lead = _state(site, current_ka=420.0, produced_today_t=_on_track_t(site) + 3.0)
+    targets = RulePlanner().targets(T0_S, lead, site, 2000.0)
+    assert targets["potline", "L1"] == pytest.approx(420.0 - bias_ka)
+    # on pace, in a deficit: the band's bottom
+    on_pace = _state(site, current_ka=380.0, produced_today_t=_on_track_t(site))
+    assert RulePlanner().targets(T0_S, on_pace, site, 0.0)["potline", "L1"] == pytest.approx(380.0)
 
 
 def test_rule_uses_the_envelope_only_when_asked_and_budget_allows(site: SiteModel) -> None:
