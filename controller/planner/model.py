@@ -427,13 +427,17 @@ def add_production(
     rho = line.production_t_per_h(1.0, pots)
     a = np.where(day_starts(site, axis), 0.0, 1.0)
     ends = day_ends(site, axis)
-    # Beside each day's end: hourly checkpoints over the next day, where production since the
-    # day's start keeps within ±drift of the pro-rata target (production_drift_frac).
-    # They sit a whole number of hours after the plan's start, so that their number does not
-    # change from one plan to the next (the warm-started model keeps its structure).
+    # Beside each day's end: checkpoints at the end of the first step and hourly over the next
+    # day, where production since the day's start keeps within ±drift of the pro-rata target
+    # (production_drift_frac).  The first one binds the step being acted on: with the hourly
+    # ones alone a plan could run up to an hour's swing beyond the drift, to be evened out
+    # later, and a run (or a day) that ends meanwhile keeps it.  They sit a whole number of
+    # hours after the plan's start, so that their number does not change from one plan to
+    # the next (the warm-started model keeps its structure).
     since_start_s = axis.ends_s - axis.times_s[0]
     span_h = int(min(since_start_s[-1], DAY_S) // 3600.0)
-    hours = np.searchsorted(since_start_s, 3600.0 * np.arange(1, span_h + 1) - 1e-6)
+    hourly = np.searchsorted(since_start_s, 3600.0 * np.arange(1, span_h + 1) - 1e-6)
+    hours = np.unique(np.append(hourly, 0))
     checks = np.concatenate([ends, hours]).astype(np.int64)
     is_end = np.arange(checks.size) < ends.size
     p_end = Recursion(f"{line.name}-production", a).closed_form(
