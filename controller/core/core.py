@@ -79,8 +79,11 @@ class ControllerCore:
         *,
         planner: Planner | None = None,
         utc: Callable[[], float] | None = None,
+        instance: str = "",
     ) -> None:
         self.site = site
+        self.instance = instance
+        """The instance id its setpoints and status carry ("" says none: the backtest)."""
         self.settings = settings
         self.planner_config = planner_config
         self.planner: Planner = planner if planner is not None else MpcPlanner()
@@ -89,7 +92,9 @@ class ControllerCore:
         self.recorder: Recorder | None = None
         self.clock = PlantClock()
         self.tracker = StateTracker(site, stale_after_s=settings.stale_after_s)
-        self.safety = SafetyLayer(site, validity_s=settings.validity_s, topics=topics)
+        self.safety = SafetyLayer(
+            site, validity_s=settings.validity_s, topics=topics, instance=instance
+        )
         self._utc = utc
         """The daemon's UTC clock, for ``wall_clock_tolerance_s`` (None: not checked)."""
         self.admission = Admission(
@@ -402,7 +407,10 @@ class ControllerCore:
         now = self.clock.now_s
         if now is None:
             return ControllerStatus(
-                ts=0.0, state=ControllerState.STARTING, reasons=["waiting for telemetry"]
+                ts=0.0,
+                state=ControllerState.STARTING,
+                reasons=["waiting for telemetry"],
+                instance=self.instance,
             )
         stale = [(k, a, self.watchdog.age_s((k, a), now)) for k, a in self.watchdog.stale]
         facts = Facts(
@@ -414,6 +422,7 @@ class ControllerCore:
             mode=self.modes.mode,
             standby=self.standby,
             conditions=tuple(self.board.conditions.values()),
+            instance=self.instance,
         )
         return compose(facts, self.plausibility.reasons() + self.board.notices(now))
 
