@@ -34,13 +34,11 @@ import aiomqtt
 import msgspec
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from mosquitto import MosquittoBroker, find_mosquitto
-
 from controller.config import ControllerSection, DaemonConfig
 from controller.daemon.service import Daemon
 from controller.site import BessModel, GridModel, LineModel, RenewableModel, SiteModel
 from controller.tsdb import InfluxSettings
+from harness.mosquitto import MosquittoBroker, find_mosquitto
 from wire import (
     BessTelemetry,
     GridTelemetry,

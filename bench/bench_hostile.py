@@ -26,10 +26,7 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,18 +35,15 @@ from pathlib import Path
 
 import aiomqtt
 
-ROOT = Path(__file__).parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from mosquitto import MosquittoBroker, find_mosquitto  # noqa: E402
-
-from controller.sitefile import site_toml  # noqa: E402
-from harness.site_from_scenario import site_from_scenario  # noqa: E402
-from simulator import bridge  # noqa: E402
-from simulator.config import SimulatorConfig, SimulatorSection  # noqa: E402
-from simulator.plant import Plant  # noqa: E402
-from simulator.scenario import load_scenario  # noqa: E402
-from wire import (  # noqa: E402
+from controller.sitefile import site_toml
+from harness.mosquitto import MosquittoBroker, find_mosquitto, free_port
+from harness.processes import cli, stop_process
+from harness.site_from_scenario import site_from_scenario
+from simulator import bridge
+from simulator.config import SimulatorConfig, SimulatorSection
+from simulator.plant import Plant
+from simulator.scenario import load_scenario
+from wire import (
     BessTelemetry,
     GridTelemetry,
     ModeCommand,
@@ -63,16 +57,10 @@ from wire import (  # noqa: E402
     decode,
     encode,
 )
-from wire.link import MqttSettings  # noqa: E402
+from wire.link import MqttSettings
 
 SCENARIO = "yunnan-hydro-solar"
 PREFIX = "smelter"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _label(metric: str) -> str:
@@ -203,7 +191,7 @@ async def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="smelter-hostile-"))
     broker = MosquittoBroker(exe, work)
     broker.start()
-    http_port = _free_port()
+    http_port = free_port()
     scenario = load_scenario(SCENARIO)
     site = site_from_scenario(scenario)
     (work / "site.toml").write_text(site_toml(site), encoding="utf-8")
@@ -220,14 +208,8 @@ async def run(args: argparse.Namespace) -> None:
     )
     stop = asyncio.Event()
     sim_task = asyncio.create_task(bridge.serve(sim, scenario, stop=stop, plant=plant))
-    argv = ["-m", "smelter_ems.cli", "--log-level", "WARNING", "run", "--config"]
-    with open(work / "daemon.log", "wb") as daemon_log:  # the child keeps its own copy
-        daemon = subprocess.Popen(
-            [sys.executable, *argv, str(work / "c.toml")],
-            stdout=subprocess.DEVNULL,
-            stderr=daemon_log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    argv = ["--log-level", "WARNING", "run", "--config", str(work / "c.toml")]
+    daemon = cli(argv, work / "daemon.log")
     setpoints: list[PotlineSetpoint] = []
     line = site.lines[0]
     try:
@@ -262,8 +244,7 @@ async def run(args: argparse.Namespace) -> None:
             metrics = _metrics(http_port)
             listener.cancel()
     finally:
-        daemon.terminate()
-        daemon.wait(30)
+        await asyncio.to_thread(stop_process, daemon)
         stop.set()
         await asyncio.wait_for(sim_task, 20.0)
         broker.stop()

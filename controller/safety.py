@@ -100,6 +100,8 @@ class SafetyLayer:
         is just another :meth:`dispatch`) before it runs out.
     topics : Topics, optional
         Topic builder; the default prefix when None.
+    instance : str, optional
+        The controller instance that sends the setpoints (their ``instance``; "" says none).
 
     Attributes
     ----------
@@ -111,7 +113,14 @@ class SafetyLayer:
         (kind, asset) → the last value sent [kA or MW].
     """
 
-    def __init__(self, site: SiteModel, *, validity_s: float, topics: Topics | None = None) -> None:
+    def __init__(
+        self,
+        site: SiteModel,
+        *,
+        validity_s: float,
+        topics: Topics | None = None,
+        instance: str = "",
+    ) -> None:
         if not (math.isfinite(validity_s) and validity_s > 0.0):
             raise ValueError(f"validity_s must be finite and > 0, not {validity_s}")
         self.limits = limits_for(site)
@@ -121,6 +130,7 @@ class SafetyLayer:
             ):
                 raise ValueError(f"{lim.kind} {lim.asset}: bad limits [{lim.lower}, {lim.upper}]")
         self.validity_s = validity_s
+        self.instance = instance
         self.events: list[SafetyEvent] = []
         self.last_applied: dict[Key, float] = {}
         self._applied_at_s: dict[Key, float] = {}
@@ -265,8 +275,18 @@ class SafetyLayer:
         valid_until = now_s + self.validity_s
         if lim.kind == "potline":
             return PotlineSetpoint(
-                ts=now_s, current_ka=value, valid_until=valid_until, plan_id=plan_id, source=source
+                ts=now_s,
+                current_ka=value,
+                valid_until=valid_until,
+                plan_id=plan_id,
+                source=source,
+                instance=self.instance,
             )
         return PowerSetpoint(
-            ts=now_s, power_mw=value, valid_until=valid_until, plan_id=plan_id, source=source
+            ts=now_s,
+            power_mw=value,
+            valid_until=valid_until,
+            plan_id=plan_id,
+            source=source,
+            instance=self.instance,
         )

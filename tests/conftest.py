@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
-from mosquitto import MosquittoBroker, find_mosquitto
+
+from harness.mosquitto import MosquittoBroker, find_mosquitto
 
 
 def _missing_service(message: str) -> NoReturn:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,11 +12,12 @@ from typing import Any
 
 import aiomqtt
 import msgspec
-from mosquitto import MosquittoBroker
 
 from controller.config import ControllerSection, DaemonConfig
 from controller.daemon.service import Daemon
 from controller.sitefile import site_toml
+from harness import processes
+from harness.mosquitto import MosquittoBroker
 from harness.site_from_scenario import site_from_scenario
 from simulator import bridge
 from simulator.config import SimulatorConfig, SimulatorSection
@@ -198,28 +197,7 @@ def config_file(
     return config
 
 
-async def log_says(path: Path, text: str, timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not path.exists() or text not in path.read_text(encoding="utf-8"):
-            await asyncio.sleep(0.05)
-
-
 def cli(directory: Path, *argv: str) -> subprocess.Popen[bytes]:
-    """``smelter-ems ARGV`` as a process, its stderr in ``directory/{ARGV[0]}.log``."""
-    with open(directory / f"{argv[0]}.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "smelter_ems.cli", *argv],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, and its exit code; killed (code -9) if it has not stopped within 30 s."""
-    process.terminate()
-    try:
-        return process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
+    """``smelter-ems ARGV`` as a process, its stderr in ``directory/{ARGV[0]}.log`` (stop it
+    with :func:`harness.processes.stop_process`)."""
+    return processes.cli(argv, directory / f"{argv[0]}.log")

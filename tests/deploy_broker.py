@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import aiomqtt
-from mosquitto import MosquittoBroker
+
+from harness.mosquitto import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[1]
 MOSQUITTO_DIR = REPO / "deploy" / "mosquitto"

@@ -24,8 +24,8 @@ from typing import Any, Literal
 import aiomqtt
 import msgspec
 import pytest
-from mosquitto import MosquittoBroker
 
+from harness.mosquitto import MosquittoBroker
 from simulator.bridge import (
     _Outbox,
     _PlantClock,

@@ -17,7 +17,7 @@ from test_daemon_core import SITE, T0, TOPICS, _feed
 
 from controller.config import ControllerSection, DaemonConfig
 from controller.console.journal import HISTORY_STEP_S, Journal
-from controller.console.modedesk import describe
+from controller.console.modedesk import REFUSED_PER_WINDOW, REFUSED_WINDOW_S, ModeDesk, describe
 from controller.console.operators import TOKEN_ENV, load_operators
 from controller.daemon.http import serve_http
 from controller.daemon.service import Daemon
@@ -151,6 +151,47 @@ async def test_a_token_without_a_broker_is_refused_with_the_reason(tmp_path: Pat
         await server.close()
     who = [e["who"] for e in daemon.journal.since(0) if e["kind"] == "operator"]
     assert who == ["", "alice"]  # the anonymous attempt, then alice's refusal
+
+
+def test_refused_requests_are_journaled_at_most_five_a_minute_per_address(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wall_s = [0.0]
+    config = DaemonConfig(
+        mqtt=MqttSettings(topic_prefix=TOPICS.prefix),
+        controller=ControllerSection(state_file=str(tmp_path / "s.json")),
+    )
+    daemon = Daemon(config, SITE, environ={}, monotonic=lambda: wall_s[0])
+    desk = ModeDesk(daemon, daemon.journal)
+
+    def flood(remote: str, n: int) -> list[str]:
+        seq = daemon.journal.last_seq
+        for _ in range(n):
+            assert desk.refuse_unauthenticated(remote, 401, "no credential").http_status == 401
+            wall_s[0] += 0.5
+        return [str(e["message"]) for e in daemon.journal.since(seq)]
+
+    first = flood("10.0.0.1", 100)  # in 50 s
+    assert (
+        first[:REFUSED_PER_WINDOW]
+        == ["mode change from 10.0.0.1 refused: no credential"] * REFUSED_PER_WINDOW
+    )
+    assert first[REFUSED_PER_WINDOW:] == [
+        f"more than {REFUSED_PER_WINDOW} mode changes from 10.0.0.1 refused within 60 s: "
+        "the rest are not journaled"
+    ]
+    logged = [r for r in caplog.records if r.name == "controller.console.modedesk"]
+    assert len(logged) == len(first)  # the log is spared the flood too
+    # another address has its own quota meanwhile
+    assert len(flood("10.0.0.2", 20)) == REFUSED_PER_WINDOW + 1
+    # the next minute: journaled again, with the count of those that were not
+    wall_s[0] += REFUSED_WINDOW_S
+    again = flood("10.0.0.1", 1)
+    unjournaled = 100 - REFUSED_PER_WINDOW
+    assert again == [
+        f"mode change from 10.0.0.1 refused: no credential ({unjournaled} more refused before, "
+        "not journaled)"
+    ]
 
 
 async def test_healthz_and_the_api_answer_while_the_solver_is_busy(tmp_path: Path) -> None:

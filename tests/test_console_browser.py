@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -23,12 +22,13 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from daemon_helpers import SCENARIO, cli, config_file, new_prefix, stop_process
-from mosquitto import MosquittoBroker
+from daemon_helpers import SCENARIO, cli, config_file, new_prefix
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from harness.mosquitto import MosquittoBroker, free_port
+from harness.processes import stop_process
 from wire import ControllerStatus, decode
 
 pytestmark = pytest.mark.services
@@ -45,13 +45,6 @@ class Plant:
     prefix: str
     broker: MosquittoBroker
     driver: Any
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http(url: str, body: dict[str, Any] | None = None, token: str = "") -> tuple[int, Any]:
@@ -94,7 +87,7 @@ def plant(mosquitto: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) 
     tokens = directory / "operators"
     tokens.write_text(f"# who may change the mode\nalice:{TOKEN}\n", encoding="utf-8")
     tokens.chmod(0o600)
-    port, prefix = _free_port(), new_prefix()
+    port, prefix = free_port(), new_prefix()
     config = config_file(
         mosquitto,
         prefix,

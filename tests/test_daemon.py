@@ -25,15 +25,12 @@ from daemon_helpers import (
     config_file,
     controller,
     daemon_config,
-    log_says,
     make_plant,
     new_prefix,
     publish,
     simulator,
-    stop_process,
     watcher,
 )
-from mosquitto import MosquittoBroker
 from victoria import VictoriaMetrics
 
 from controller.core.records import SavedState
@@ -42,6 +39,8 @@ from controller.sitefile import site_toml
 from controller.state import StateTracker
 from controller.tsdb import InfluxSettings
 from harness.backtest import run_backtest
+from harness.mosquitto import MosquittoBroker
+from harness.processes import log_says, stop_process
 from harness.site_from_scenario import site_from_scenario
 from simulator.plant import Plant
 from wire import (

@@ -458,6 +458,47 @@ def test_a_standby_core_sends_nothing_and_takes_over_from_what_it_measures() -> 
     assert core.status().state != ControllerState.STANDBY
 
 
+class _Payloads:
+    """A recorder that keeps the payloads the core records (what goes to the time series)."""
+
+    def __init__(self) -> None:
+        self.seen: list[msgspec.Struct] = []
+
+    def payload(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
+        self.seen.append(payload)
+
+    def plan(self, schedule: object, state: object) -> None:
+        pass
+
+    def event(self, kind: str, ts_s: float, **_: str) -> None:
+        pass
+
+    def kpis(self, ts_s: float, table: dict[str, float]) -> None:
+        pass
+
+
+def test_the_cores_setpoints_and_status_carry_its_instance_from_the_start() -> None:
+    core = ControllerCore(SITE, ControllerSection(), PlannerConfig(), TOPICS, instance="ems-a")
+    recorded = _Payloads()
+    core.recorder = recorded
+    assert core.status().instance == "ems-a"  # before any telemetry
+    _feed(core, T0, 0.0)
+    _plan(core)
+    core.tick(0.0)
+    out = core.drain() + core.shutdown_setpoints(1.0)
+    kinds = {TOPICS.parse(p.topic).kind for p in out}  # type: ignore[union-attr]
+    assert {"potline_setpoint", "bess_setpoint", "status"} <= kinds
+    for pub in out:
+        parsed = TOPICS.parse(pub.topic)
+        assert parsed is not None
+        if parsed.kind != "plan":
+            assert decode(parsed.kind, pub.payload).instance == "ems-a"  # type: ignore[attr-defined]
+    sent = [p for p in recorded.seen if isinstance(p, PotlineSetpoint | PowerSetpoint)]
+    assert sent and {p.instance for p in sent} == {"ems-a"}
+    # the backtest's core names no instance, as the contract's default says
+    assert all(p.instance == "" for p in _line_setpoints(_running_core().drain()))
+
+
 def test_a_lasting_condition_shows_in_the_status_until_cleared() -> None:
     core = _running_core()
     core.condition("setpoints", "broker refuses setpoints: not authorised", uncontrolled=True)

@@ -27,10 +27,10 @@ from daemon_helpers import (
     simulator,
     watcher,
 )
-from mosquitto import MosquittoBroker
 
 from controller.daemon.http import serve_http
 from controller.daemon.service import Daemon
+from harness.mosquitto import MosquittoBroker
 from harness.site_from_scenario import site_from_scenario
 from wire import ControllerState, ControllerStatus, Topics, decode
 

@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import json
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,11 +27,11 @@ from daemon_helpers import (
     make_plant,
     new_prefix,
     simulator,
-    stop_process,
     watcher,
 )
-from mosquitto import MosquittoBroker
 
+from harness.mosquitto import MosquittoBroker, free_port
+from harness.processes import stop_process
 from wire import ControllerLease, ControllerStatus, PotlineSetpoint, PowerSetpoint, decode
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
@@ -43,13 +42,6 @@ SILENT_TAKEOVER_S = LEASE_TTL_S * 4.0 / 3.0 + 1.0
 trip, 1 s here) after the active instance's last renewal when it goes silent."""
 WILL_TAKEOVER_S = LEASE_TTL_S / 3.0 + 1.0
 """... and within a third of the ttl (+ 1 s) when the broker sends its last will."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _healthz(port: int) -> dict[str, Any]:
@@ -110,7 +102,7 @@ async def test_two_daemons_one_active_the_other_takes_over_and_setpoints_never_i
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     prefix = new_prefix()
-    ports = {name: _free_port() for name in ("a", "b")}  # a third instance comes later
+    ports = {name: free_port() for name in ("a", "b")}  # a third instance comes later
 
     def start(name: str) -> subprocess.Popen[bytes]:
         directory = tmp_path / name
@@ -191,7 +183,7 @@ async def test_two_daemons_one_active_the_other_takes_over_and_setpoints_never_i
             # a third instance comes (as systemd restarts the killed one): it stays standby; it
             # dies too, and its last will says offline on the controller's status topic, which
             # the active instance answers at once with its own status
-            ports["c"] = _free_port()
+            ports["c"] = free_port()
             procs["c"] = start("c")
             body = await _until_healthz(ports["c"], state="standby")
             third_id = body["lease"]["instance"]

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from daemon_helpers import SCENARIO, daemon_config, new_prefix, simulator, watcher
-from mosquitto import MosquittoBroker
 
 from controller.config import DaemonConfig
 from controller.daemon.service import Daemon
@@ -26,6 +25,7 @@ from controller.daemon.startup import CONDITION, StartupCheck
 from controller.planner import dryrun
 from controller.planner.types import PlannerConfig, SolveStatus
 from controller.site import SiteModel
+from harness.mosquitto import MosquittoBroker
 from harness.site_from_scenario import site_from_scenario
 from wire import ControllerStatus, PotlineSetpoint, Source
 

@@ -12,17 +12,16 @@ from daemon_helpers import (
     SCENARIO,
     cli,
     config_file,
-    log_says,
     make_plant,
     new_prefix,
     publish,
     simulator,
-    stop_process,
     watcher,
 )
-from mosquitto import MosquittoBroker
 
 from controller.core.ingest import CORE_REJECT_KINDS
+from harness.mosquitto import MosquittoBroker
+from harness.processes import log_says, stop_process
 from wire import ControllerStatus, Mode, ModeCommand, PotlineSetpoint, Source, Topics, encode
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 import pytest
 from daemon_helpers import SCENARIO, WAIT_S, Watcher, make_plant, new_prefix, simulator, watcher
-from mosquitto import MosquittoBroker
 
+from harness.mosquitto import MosquittoBroker
 from harness.site_from_scenario import site_file_text
 from simulator.plant import Plant
 from wire import ControllerState, ControllerStatus, PotlineSetpoint, Source

@@ -16,11 +16,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from conftest import _missing_service
-from daemon_helpers import cli, config_file, log_says, stop_process
+from daemon_helpers import cli, config_file
 from deploy_broker import MOSQUITTO_DIR, PREFIX, DeployedBroker, make_secrets
-from mosquitto import find_mosquitto
 
 from controller.daemon.paho_hooks import PubackWatch
+from harness.mosquitto import find_mosquitto
+from harness.processes import log_says, stop_process
 from wire import ControllerState, ControllerStatus, Topics, decode
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]

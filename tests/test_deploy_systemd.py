@@ -25,12 +25,12 @@ import msgspec
 import pytest
 from conftest import _missing_service
 from daemon_helpers import SCENARIO, daemon_config, new_prefix, simulator
-from mosquitto import MosquittoBroker
 
 from controller.daemon.service import Daemon
 from controller.daemon.systemd import supervise, watchdog_interval_s
 from controller.planner.types import PlannerConfig
 from controller.sitefile import site_toml
+from harness.mosquitto import MosquittoBroker, free_port
 from harness.site_from_scenario import site_from_scenario
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -139,13 +139,6 @@ def drain(sock: socket.socket) -> list[str]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_ready_and_watchdog_with_the_broker_down_and_stopping_at_sigterm(tmp_path: Path) -> None:
     """A broker that is down at boot is not a failed start: READY=1 comes once the loop turns,
     the status line says the broker is not connected, and the watchdog is fed meanwhile."""
@@ -159,7 +152,7 @@ def test_ready_and_watchdog_with_the_broker_down_and_stopping_at_sigterm(tmp_pat
             "STATE_DIRECTORY": str(tmp_path / "state"),
             "PATH": "/usr/bin:/bin",
         }
-        argv = ["run", "--site", str(site), "--broker", f"mqtt://127.0.0.1:{_free_port()}"]
+        argv = ["run", "--site", str(site), "--broker", f"mqtt://127.0.0.1:{free_port()}"]
         cwd = tmp_path / "cwd"
         cwd.mkdir()
         with open(tmp_path / "run.log", "wb") as log:

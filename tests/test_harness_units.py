@@ -3,7 +3,11 @@ capture ratio, on hand-built inputs whose answers can be checked by hand."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -17,6 +21,7 @@ from controller.safety import SafetyLayer
 from controller.site import SiteModel
 from forecasting.types import QuantileForecast
 from harness.backtest import capture_ratio
+from harness.processes import ProcessExitedError, log_says
 from harness.site_from_scenario import site_from_scenario
 from harness.strategies import (
     FlatPlanner,
@@ -288,3 +293,19 @@ def test_capture_ratio_arithmetic() -> None:
     assert capture_ratio(r(100.0, 150.0, 100.0)) is None  # no headroom
     assert capture_ratio(r(100.0, 150.0, 90.0)) is None
     assert capture_ratio({"flat": {"renewable_used_mwh": 1.0}}) is None
+
+
+async def test_log_says_reads_the_log_off_the_loop_until_the_text_a_stop_or_the_process_ends(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "run.log"
+    stop = asyncio.Event()
+    stop.set()
+    assert await log_says(log, "connected", stop=stop) is False  # no log yet, and stopped
+    log.write_text("starting\nconnected to MQTT broker\n", encoding="utf-8")
+    assert await log_says(log, "connected to MQTT") is True
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    await asyncio.to_thread(process.wait)
+    with pytest.raises(ProcessExitedError) as exited:
+        await log_says(log, "claiming it", process=process)
+    assert exited.value.code == 3

@@ -8,8 +8,8 @@ import logging
 import aiomqtt
 import pytest
 from daemon_helpers import mqtt, new_prefix
-from mosquitto import MosquittoBroker
 
+from harness.mosquitto import MosquittoBroker
 from wire.link import INCOMING_DROPS, make_client
 
 

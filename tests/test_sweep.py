@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ pytest.importorskip("distributed")
 
 from controller.planner.types import PlannerConfig
 from harness.backtest import TIMING_KEYS, run_backtest
+from harness.mosquitto import free_port
 from harness.sweep.cells import Cell, flatten
 from harness.sweep.engine import connect, make_cells, run_cells
 from harness.sweep.grid import GridError, apply, parse_axis, parse_seeds, settings
@@ -146,16 +146,10 @@ def test_a_sweep_on_two_local_workers_is_the_backtests_one_by_one_and_a_bad_cell
     assert [r["renewable_used_mwh"] for r in small] != [r["renewable_used_mwh"] for r in large]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def dask_cluster(tmp_path: Path) -> Iterator[str]:
     """A scheduler and two workers, each its own process on loopback, as on a cluster."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = f"distributed.cli.dask_scheduler --host 127.0.0.1 --port {port} --no-dashboard"
     worker = f"distributed.cli.dask_worker {address} --nthreads 1 --host 127.0.0.1 --no-dashboard"

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -87,6 +88,79 @@ def test_a_mode_kept_from_the_far_future_is_dropped_at_the_start() -> None:
     assert core.mode.mode == Mode.AUTO
     core.on_message(TOPICS.mode(), encode(ModeCommand(ts=T0 + 60.0, mode=Mode.HOLD)), 0.1)
     assert core.mode.mode == Mode.HOLD  # a real command is heard again
+
+
+class _Events:
+    """A recorder that keeps the core's events."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    def payload(self, kind: str, asset: str, payload: object) -> None:
+        pass
+
+    def plan(self, schedule: object, state: object) -> None:
+        pass
+
+    def event(
+        self, kind: str, ts_s: float, *, asset: str = "", code: str = "", message: str = ""
+    ) -> None:
+        self.seen.append((kind, code, message))
+
+    def kpis(self, ts_s: float, table: dict[str, float]) -> None:
+        pass
+
+
+def test_a_kept_mode_naming_an_asset_the_site_no_longer_has_is_dropped_at_the_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The site file lost line L9 between two runs; the state file still commands it."""
+    old = _running_core()
+    saved = old.snapshot(0.0)
+    assert saved is not None
+    manual = ModeCommand(ts=T0, mode=Mode.MANUAL, potline_current_ka={"L1": 390.0, "L9": 300.0})
+    core = _core()
+    events = _Events()
+    core.recorder = events
+    core.restore(msgspec.structs.replace(saved, mode=manual))
+    assert core.mode.mode == Mode.MANUAL  # until plant time is known
+    _feed(core, T0 + 60.0, 0.0)
+    core.tick(0.0)
+    assert core.mode.mode == Mode.AUTO
+    assert ("mode", "dropped", "mode command for potline L9, not in the site") in events.seen
+    assert sum("L9" in r.getMessage() for r in caplog.records) == 1
+    snapshot = core.snapshot(0.1)
+    assert snapshot is not None and snapshot.mode is None  # not kept again
+    core.on_message(TOPICS.mode(), encode(ModeCommand(ts=T0 + 60.0, mode=Mode.HOLD)), 0.1)
+    assert core.mode.mode == Mode.HOLD
+
+
+def test_a_kept_mode_that_names_only_the_sites_assets_is_kept() -> None:
+    saved = _running_core().snapshot(0.0)
+    assert saved is not None
+    manual = ModeCommand(ts=T0, mode=Mode.MANUAL, potline_current_ka={"L1": 390.0})
+    core = _core()
+    core.restore(msgspec.structs.replace(saved, mode=manual))
+    _feed(core, T0 + 60.0, 0.0)
+    core.tick(0.0)
+    assert core.mode == manual
+
+
+def test_the_mode_in_force_is_judged_again_after_the_clock_jumped_back() -> None:
+    """A hold set an hour before a simulator restart six hours back would be newer than every
+    command stamped on the new time base: they would all be ignored as old."""
+    core = _running_core()
+    core.on_message(TOPICS.mode(), encode(ModeCommand(ts=T0, mode=Mode.HOLD)), 0.1)
+    for k in range(1, 4):
+        _feed(core, T0 + 60.0 * k, 0.1 + 0.05 * k)
+        core.tick(0.1 + 0.05 * k)
+    assert core.mode.mode == Mode.HOLD  # judged once, kept
+    back_s = T0 - 6 * 3600.0
+    _feed(core, back_s, 2.0)
+    core.tick(2.0)
+    assert core.mode.mode == Mode.AUTO
+    core.on_message(TOPICS.mode(), encode(ModeCommand(ts=back_s, mode=Mode.HOLD)), 2.1)
+    assert core.mode.mode == Mode.HOLD
 
 
 def test_a_retained_hold_heard_before_any_telemetry_holds_the_measured_values() -> None:

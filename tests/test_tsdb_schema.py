@@ -14,7 +14,6 @@ import line_protocol_parser
 import msgspec
 import numpy as np
 import pytest
-from mosquitto import MosquittoBroker
 from victoria import VictoriaMetrics
 
 from controller.planner.types import LineState, PlantState, Schedule, SolveStatus
@@ -29,6 +28,7 @@ from controller.tsdb.schema import (
 )
 from forecasting.types import QuantileForecast
 from harness import simlog
+from harness.mosquitto import MosquittoBroker
 from simulator.bridge import serve
 from simulator.config import SimulatorConfig, SimulatorSection
 from simulator.scenario import load_scenario

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from harness.mosquitto import free_port
 
 HOST = "127.0.0.1"
 _DIRS = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin"
@@ -52,20 +53,13 @@ def parse_export_line(line: str) -> dict[str, Any]:
     return {"metric": metric, **series}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class VictoriaMetrics:
     """One victoria-metrics process with its data and log in ``workdir``."""
 
     def __init__(self, executable: str, workdir: Path) -> None:
         self.executable = executable
         self.host = HOST
-        self.port = _free_port()
+        self.port = free_port()
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.log_path = workdir / "victoria-metrics.log"

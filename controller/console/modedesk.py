@@ -10,6 +10,10 @@ it).  It is then published on ``{prefix}/controller/mode/set`` at QoS 1, the ver
 operator's MQTT command: every instance (the active one and any standby) takes it through the
 core's own checks (:mod:`controller.core.modes`), and the state file keeps it.  The answer waits
 a few seconds for this instance's core to take it.
+
+A request without a valid credential is journaled and logged, but at most
+:data:`REFUSED_PER_WINDOW` a minute from one remote address (:class:`RefusedQuota`): anyone who
+reaches the port could otherwise push the operators' and the plant's events out of the journal.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,6 +39,10 @@ log = logging.getLogger(__name__)
 
 TAKEN_WAIT_S: Final = 3.0
 """How long the answer waits for this instance's core to take the command (wall seconds)."""
+REFUSED_PER_WINDOW: Final = 5
+"""Requests without a valid credential journaled per remote address per window."""
+REFUSED_WINDOW_S: Final = 60.0
+"""The window of :data:`REFUSED_PER_WINDOW` (wall seconds)."""
 SETPOINT_KEYS: Final = {
     "potline_current_ka": "potline",
     "bess_power_mw": "bess",
@@ -47,11 +56,56 @@ class Outcome:
     body: dict[str, Any]
 
 
+@dataclass
+class _Window:
+    start_s: float
+    refused: int = 0
+    unjournaled: int = 0
+
+
+class RefusedQuota:
+    """Which refused requests from a remote address are journaled: the first ``per_window`` of a
+    window of ``window_s`` (from the first refusal, on the ``monotonic`` clock), then one entry
+    saying that the rest are not; the first of a later window says how many were not."""
+
+    def __init__(
+        self,
+        monotonic: Callable[[], float],
+        *,
+        per_window: int = REFUSED_PER_WINDOW,
+        window_s: float = REFUSED_WINDOW_S,
+    ) -> None:
+        self.monotonic = monotonic
+        self.per_window = per_window
+        self.window_s = window_s
+        self._windows: dict[str, _Window] = {}
+
+    def take(self, remote: str) -> tuple[str, int]:
+        """What to do with a refusal from ``remote`` now: ``("journal", n)``: journal it, and
+        say that the ``n`` before it were not; ``("last", 0)``: journal instead that the rest of
+        the window's are not; ``("quiet", 0)``: neither journal nor log it."""
+        now = self.monotonic()
+        ended = [r for r, w in self._windows.items() if now - w.start_s >= self.window_s]
+        missed = 0
+        for r in ended:  # forgotten, but for a count still to be told to its address
+            if r == remote:
+                missed = self._windows.pop(r).unjournaled
+            elif not self._windows[r].unjournaled:
+                del self._windows[r]
+        window = self._windows.setdefault(remote, _Window(now))
+        window.refused += 1
+        if window.refused <= self.per_window:
+            return "journal", missed
+        window.unjournaled += 1
+        return ("last", 0) if window.refused == self.per_window + 1 else ("quiet", 0)
+
+
 class ModeDesk:
     def __init__(self, daemon: Daemon, journal: Journal) -> None:
         self.daemon = daemon
         self.journal = journal
         self.limits = limits_for(daemon.core.site)
+        self.quota = RefusedQuota(daemon.monotonic)
 
     async def request(self, body: bytes, who: str, remote: str) -> Outcome:
         """An authenticated operator's request ``body`` (JSON: ``mode`` and, for ``manual``,
@@ -89,9 +143,19 @@ class ModeDesk:
 
     def refuse_unauthenticated(self, remote: str, status: int, why: str) -> Outcome:
         """A request without a valid credential (401), or to a read-only console (403)."""
-        ts = self.daemon.core.clock.now_s or 0.0
-        message = f"mode change from {remote} refused: {why}"
-        self.journal.add("operator", "unauthorized", message, ts)
+        verdict, missed = self.quota.take(remote)
+        if verdict == "journal":
+            message = f"mode change from {remote} refused: {why}"
+            if missed:
+                message += f" ({missed} more refused before, not journaled)"
+        elif verdict == "last":
+            message = (
+                f"more than {self.quota.per_window} mode changes from {remote} refused "
+                f"within {self.quota.window_s:g} s: the rest are not journaled"
+            )
+        else:
+            return Outcome(status, {"error": why})
+        self.journal.add("operator", "unauthorized", message, self.daemon.core.clock.now_s or 0.0)
         log.warning("%s", message)
         return Outcome(status, {"error": why})
 

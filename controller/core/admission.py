@@ -8,7 +8,8 @@ the plant clock (:mod:`.streams`):
   time unless the whole plant jumped (:class:`~controller.core.streams.Streams`);
 - operator commands: stamped within ``command_window_s`` of plant time (a command from the far
   future would lock every later one out) and naming only assets of the site; a command that
-  fails is refused as a whole and never kept in the state file;
+  fails is refused as a whole and never kept in the state file; the mode kept in the state file
+  is held to the same horizon ahead and the same assets once plant time is known;
 - weather forecasts: for this site, issued no later than the end of the telemetry window (one
   issued in the far future would evict every real one);
 - plant alarms: about an asset of the site.
@@ -66,13 +67,31 @@ class Admission:
     ) -> Check:
         return self.streams.check((kind, asset), ts, wall_s, utc_s, clock)
 
+    def command_horizon_s(self, clock: PlantClock) -> float:
+        """How far from plant time an operator command may be stamped [s]: the configured
+        window, or the delivery delay a fast plant's clock runs through, if longer."""
+        return max(self.command_window_s, DELAY_WALL_S * clock.speed)
+
     def command(self, command: ModeCommand, clock: PlantClock) -> Refusal | None:
         """Why the operator's ``command`` is refused, or None.  Plant time must be known."""
         assert clock.now_s is not None
-        window_s = max(self.command_window_s, DELAY_WALL_S * clock.speed)
-        if abs(command.ts - clock.now_s) > window_s:
+        if abs(command.ts - clock.now_s) > self.command_horizon_s(clock):
             off = command.ts - clock.now_s
             return Refusal(Verdict.BAD_TS.value, f"mode command {off:+.0f} s off plant time")
+        return self._unknown_assets(command)
+
+    def kept_mode(self, command: ModeCommand, clock: PlantClock) -> Refusal | None:
+        """Why the mode in force, kept from before plant time was known (the state file) or
+        from before the clock jumped, must be dropped, or None.  Unlike a new command it may be
+        old, but not stamped beyond the horizon ahead (it would lock every real command out)
+        nor name an asset the site no longer has.  Plant time must be known."""
+        assert clock.now_s is not None
+        off = command.ts - clock.now_s
+        if off > self.command_horizon_s(clock):
+            return Refusal(Verdict.BAD_TS.value, f"kept mode stamped {off:+.0f} s ahead")
+        return self._unknown_assets(command)
+
+    def _unknown_assets(self, command: ModeCommand) -> Refusal | None:
         for kind, named in (
             ("potline", command.potline_current_ka),
             ("bess", command.bess_power_mw),

@@ -79,8 +79,11 @@ class ControllerCore:
         *,
         planner: Planner | None = None,
         utc: Callable[[], float] | None = None,
+        instance: str = "",
     ) -> None:
         self.site = site
+        self.instance = instance
+        """The instance id its setpoints and status carry ("" says none: the backtest)."""
         self.settings = settings
         self.planner_config = planner_config
         self.planner: Planner = planner if planner is not None else MpcPlanner()
@@ -89,7 +92,9 @@ class ControllerCore:
         self.recorder: Recorder | None = None
         self.clock = PlantClock()
         self.tracker = StateTracker(site, stale_after_s=settings.stale_after_s)
-        self.safety = SafetyLayer(site, validity_s=settings.validity_s, topics=topics)
+        self.safety = SafetyLayer(
+            site, validity_s=settings.validity_s, topics=topics, instance=instance
+        )
         self._utc = utc
         """The daemon's UTC clock, for ``wall_clock_tolerance_s`` (None: not checked)."""
         self.admission = Admission(
@@ -101,6 +106,9 @@ class ControllerCore:
         self.plausibility = Plausibility(site)
         self._pending_mode: ModeCommand | None = None
         """An operator command heard before plant time was known, judged at the first tick."""
+        self._kept_mode_judged = False
+        """The mode in force has been judged against plant time (it was kept in the state file,
+        or set before the clock jumped)."""
         self.router = Router(topics)
         self.router.on(TELEMETRY_KINDS, self._on_telemetry)
         self.router.on(("weather",), self._on_weather)
@@ -185,16 +193,20 @@ class ControllerCore:
         return now is not None and self.watchdog.ready_for_first_plan(now, FIRST_PLAN_WAIT_S)
 
     def _judge_commands_kept(self, wall_s: float) -> None:
-        """Once plant time is known: the command that waited for it, and the mode restored
-        from the state file (one stamped in the future would lock every real command out)."""
-        now = self.clock.now_s
-        assert now is not None
-        window_s = self.admission.command_window_s
-        if self.modes.command.ts > now + max(window_s, 2.0 * self.clock.speed):
-            off = self.modes.command.ts - now
-            log.warning("the mode kept in the state file is stamped %+.0f s ahead: dropped", off)
-            self._event("mode", "dropped", f"kept mode stamped {off:+.0f} s ahead")
-            self.modes = OperatorModes()
+        """Once plant time is known (and again once it has jumped): the mode restored from the
+        state file (one stamped in the future would lock every real command out; one naming
+        an asset the site no longer has would command it), and the command that waited."""
+        if not self._kept_mode_judged:
+            self._kept_mode_judged = True
+            refusal = self.admission.kept_mode(self.modes.command, self.clock)
+            if refusal is not None:
+                log.warning(
+                    "operator mode %s dropped, back to auto: %s",
+                    self.modes.mode.value,
+                    refusal.reason,
+                )
+                self._event("mode", "dropped", refusal.reason)
+                self.modes = OperatorModes()
         pending, self._pending_mode = self._pending_mode, None
         if pending is not None:
             self._on_mode("mode", "", pending, wall_s)
@@ -339,7 +351,8 @@ class ControllerCore:
             self._emit_status(now)
             return
         self._update_staleness(now)
-        if self._ready_for_commands():
+        kept = not self._kept_mode_judged or self._pending_mode is not None
+        if kept and self._ready_for_commands():
             self._judge_commands_kept(wall_s)
         if self.dispatcher.due(now):
             self._dispatch(now)
@@ -402,7 +415,10 @@ class ControllerCore:
         now = self.clock.now_s
         if now is None:
             return ControllerStatus(
-                ts=0.0, state=ControllerState.STARTING, reasons=["waiting for telemetry"]
+                ts=0.0,
+                state=ControllerState.STARTING,
+                reasons=["waiting for telemetry"],
+                instance=self.instance,
             )
         stale = [(k, a, self.watchdog.age_s((k, a), now)) for k, a in self.watchdog.stale]
         facts = Facts(
@@ -414,6 +430,7 @@ class ControllerCore:
             mode=self.modes.mode,
             standby=self.standby,
             conditions=tuple(self.board.conditions.values()),
+            instance=self.instance,
         )
         return compose(facts, self.plausibility.reasons() + self.board.notices(now))
 
@@ -533,6 +550,7 @@ class ControllerCore:
         self.cadence.restart_at(ts, jump)
         self.dispatcher.next_s = ts  # the plan in force, or safe values, at once
         self.board.notice(jump, ts)
+        self._kept_mode_judged = False  # the mode in force is stamped on the old time base
 
     def _event(self, kind: str, code: str, message: str, *, asset: str = "") -> None:
         if self.recorder is not None:

@@ -35,6 +35,8 @@ class Facts:
     conditions: tuple[tuple[str, bool], ...] = ()
     """Lasting conditions the shell reports (reason, whether the plant is not being
     controlled because of it: then the state is ``fallback``)."""
+    instance: str = ""
+    """The controller instance whose status it is ("" says none)."""
 
 
 def compose(facts: Facts, notices: Iterable[str]) -> ControllerStatus:
@@ -75,7 +77,13 @@ def compose(facts: Facts, notices: Iterable[str]) -> ControllerStatus:
         reasons.insert(0, f"standby: {facts.standby}")
         state = ControllerState.STANDBY
     last_plan_ts = float(plan.times_s[0]) if plan is not None else None
-    return ControllerStatus(ts=facts.now_s, state=state, reasons=reasons, last_plan_ts=last_plan_ts)
+    return ControllerStatus(
+        ts=facts.now_s,
+        state=state,
+        reasons=reasons,
+        last_plan_ts=last_plan_ts,
+        instance=facts.instance,
+    )
 
 
 class StatusBoard:

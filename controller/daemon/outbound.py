@@ -1,28 +1,18 @@
-"""What a publication becomes as it leaves for the broker, by this instance's role.
+"""Where a publication goes as it leaves for the broker, by this instance's role.
 
-Only the holder of the controller lease (:mod:`.lease`) commands: its setpoints go out stamped
-with its ``instance``; another instance's are withheld (its core is on standby and makes none,
-but some may have been queued before it lost the lease, or before a reconnect).  Its status
-goes to the controller's topic while it holds the lease and to its own topic otherwise, and the
-plan only from the holder.  The role is judged as each message is published, not as it was
-queued.
+Only the holder of the controller lease (:mod:`.lease`) commands: another instance's setpoints
+are withheld (its core is on standby and makes none, but some may have been queued before it
+lost the lease, or before a reconnect).  Its status goes to the controller's topic while it
+holds the lease and to its own topic otherwise, and the plan only from the holder.  The role is
+judged as each message is published, not as it was queued.  The setpoints and the status
+already carry this instance's ``instance``: the core that makes them was given it.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-import msgspec
-
-from wire import (
-    ControllerStatus,
-    PotlineSetpoint,
-    PowerSetpoint,
-    Publication,
-    Topics,
-    decode,
-    encode,
-)
+from wire import Publication, Topics
 
 KINDS: Final = ("setpoints", "status", "plan", "lease", "other")
 """Kinds of publication, as counted when the broker refuses one."""
@@ -46,12 +36,11 @@ class Outbound:
             if not active:
                 self.withheld_setpoints += 1
                 return None
-            return Publication(topic, self._stamped(topic, pub.payload), pub.qos, pub.retain)
+            return pub
         if topic == self.topics.status():
-            stamped = self._stamped(topic, pub.payload)
             if active:
-                return Publication(topic, stamped, pub.qos, retain=True)
-            return Publication(self.topics.instance_status(self.instance), stamped, pub.qos)
+                return Publication(topic, pub.payload, pub.qos, retain=True)
+            return Publication(self.topics.instance_status(self.instance), pub.payload, pub.qos)
         if topic == self.topics.plan() and not active:
             return None  # the daemon keeps it, and sends it on taking over
         return pub
@@ -67,12 +56,3 @@ class Outbound:
         if topic == self.topics.lease():
             return "lease"
         return "other"
-
-    def _stamped(self, topic: str, payload: bytes) -> bytes:
-        parsed = self.topics.parse(topic)
-        if parsed is None:
-            return payload
-        decoded: msgspec.Struct = decode(parsed.kind, payload)
-        if isinstance(decoded, PotlineSetpoint | PowerSetpoint | ControllerStatus):
-            return encode(msgspec.structs.replace(decoded, instance=self.instance))
-        return payload

@@ -14,10 +14,11 @@ Tasks, all on one event loop::
 
 Only the instance that holds the controller lease (:mod:`.lease`) sends setpoints, the plan and
 the controller's status; another instance's core is on standby, and its status goes to its own
-topic.  What leaves for the broker is routed as it is published (:mod:`.outbound`): a setpoint
-goes out only while this instance holds the lease, stamped with its ``instance``.  A publication the
-broker refuses (MQTT 5 PUBACK reason code, :mod:`.paho_hooks`) and a state file that cannot be
-written are lasting troubles (:mod:`.troubles`) in the status.  The broker must end up with the
+topic.  Its setpoints and status carry its ``instance`` from the core that makes them.  What
+leaves for the broker is routed as it is published (:mod:`.outbound`): a setpoint goes out only
+while this instance holds the lease.  A publication the broker refuses (MQTT 5 PUBACK reason
+code, :mod:`.paho_hooks`) and a state file that cannot be written are lasting troubles
+(:mod:`.troubles`) in the status.  The broker must end up with the
 status ``offline`` however the daemon ends: the connection closes cleanly only once the
 ``offline`` status has been taken; otherwise it is dropped, so that the broker publishes the
 last will.
@@ -71,8 +72,6 @@ from wire import (
     ControllerState,
     ControllerStatus,
     PayloadError,
-    PotlineSetpoint,
-    PowerSetpoint,
     Topics,
     decode,
     encode,
@@ -111,8 +110,11 @@ class Daemon:
     ) -> None:
         self.config = config
         self.topics = Topics(config.mqtt.topic_prefix)
+        self.instance = config.controller.resolved_instance_id
         # the daemon's UTC clock: what [controller] wall_clock_tolerance_s holds telemetry to
-        self.core = ControllerCore(site, config.controller, config.planner, self.topics, utc=utc)
+        self.core = ControllerCore(
+            site, config.controller, config.planner, self.topics, utc=utc, instance=self.instance
+        )
         self.password = resolve_password(config.mqtt, environ)
         self.operators = load_operators(config.controller.operator_tokens_file, environ)
         self.journal = Journal()
@@ -128,7 +130,6 @@ class Daemon:
         self.influx_token = resolve_token(self.influx, environ)
         self.sink: PointSink | None = None
         self.monotonic = monotonic
-        self.instance = config.controller.resolved_instance_id
         self.lease = Lease(self.instance, config.controller.lease_ttl_s)
         self.outbound = Outbound(self.topics, self.instance)
         self.refusals = Refusals(self.core, config.mqtt.username, monotonic=monotonic)
@@ -194,9 +195,7 @@ class Daemon:
         except OSError as exc:
             key = "influx.files_dir" if self.influx.url is None else "influx.spool_dir"
             raise FileError("", key, exc.filename, f"cannot be used: {exc.strerror}") from None
-        self.core.recorder = self.journal.tee(
-            _SinkRecorder(self.sink, self.core.site, self.instance)
-        )
+        self.core.recorder = self.journal.tee(_SinkRecorder(self.sink, self.core.site))
         checking = asyncio.create_task(self.startup.run())
         link_stop = asyncio.Event()
         link = asyncio.create_task(self.link.stay_connected(link_stop))
@@ -432,6 +431,7 @@ class Daemon:
             state=ControllerState.OFFLINE,
             reasons=[reason],
             last_plan_ts=self.core.status().last_plan_ts,
+            instance=self.instance,
         )
         return Publication(self.topics.status(), encode(offline), 1, True)
 
@@ -464,15 +464,12 @@ async def _within(awaitable: Awaitable[object], timeout_s: float) -> bool:
 class _SinkRecorder:
     """The core's :class:`~controller.core.ports.Recorder`, writing points to a sink."""
 
-    def __init__(self, sink: PointSink, site: SiteModel, instance: str) -> None:
+    def __init__(self, sink: PointSink, site: SiteModel) -> None:
         self.sink = sink
         self.site_name = site.name
         self.lines = site.lines
-        self.instance = instance
 
     def payload(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
-        if isinstance(payload, PotlineSetpoint | PowerSetpoint | ControllerStatus):
-            payload = msgspec.structs.replace(payload, instance=self.instance)
         self.sink.write(payload_points(kind, asset, payload, self.site_name))
 
     def plan(self, schedule: Schedule, state: PlantState) -> None:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import Final, Literal
 from controller.sitefile import site_toml
 from harness.demo.broker import BrokerKind, LocalBroker, start_broker
 from harness.demo.listen import Heard, RecordingPlant, listen
+from harness.processes import ProcessExitedError, cli, log_says, log_tail, stop_process
 from harness.site_from_scenario import site_from_scenario
 from simulator import bridge
 from simulator.config import SimulatorConfig, SimulatorSection
@@ -93,7 +92,7 @@ def _write_config(opts: DemoOptions, settings: MqttSettings, run_dir: Path, poin
 
 
 def _start_daemon(opts: DemoOptions, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "smelter_ems.cli", "run", "--config", str(config)]
+    argv = ["run", "--config", str(config)]
     for flag, value in (
         ("--influx-url", opts.influx_url),
         ("--influx-org", opts.influx_org),
@@ -101,48 +100,22 @@ def _start_daemon(opts: DemoOptions, config: Path, log_path: Path) -> subprocess
     ):
         if value is not None:
             argv += [flag, value]
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
-        )
-
-
-def _stop_daemon(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        return process.wait(DAEMON_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-    return "\n".join(text.splitlines()[-lines:])
+    return cli(argv, log_path, own_session=True)
 
 
 async def _daemon_ready(
     process: subprocess.Popen[bytes], log_path: Path, stop: asyncio.Event
 ) -> None:
-    deadline = time.monotonic() + DAEMON_READY_TIMEOUT_S
-    while not stop.is_set():
-        if log_path.exists() and READY_LINE in log_path.read_text(
-            encoding="utf-8", errors="replace"
-        ):
-            return
-        if process.poll() is not None:
-            raise DemoError(f"the daemon exited with {process.returncode}:\n{_tail(log_path)}")
-        if time.monotonic() > deadline:
-            raise DemoError(
-                f"the daemon did not start within {DAEMON_READY_TIMEOUT_S:g} s:\n{_tail(log_path)}"
-            )
-        await asyncio.sleep(0.05)
+    try:
+        await log_says(log_path, READY_LINE, DAEMON_READY_TIMEOUT_S, process=process, stop=stop)
+    except ProcessExitedError as exc:
+        tail = await asyncio.to_thread(log_tail, log_path)
+        raise DemoError(f"the daemon exited with {exc.code}:\n{tail}") from None
+    except TimeoutError:
+        tail = await asyncio.to_thread(log_tail, log_path)
+        raise DemoError(
+            f"the daemon did not start within {DAEMON_READY_TIMEOUT_S:g} s:\n{tail}"
+        ) from None
 
 
 def prepare_out(out: Path) -> tuple[Path, Path]:
@@ -206,9 +179,8 @@ async def run_demo(opts: DemoOptions, progress: Progress | None = None) -> DemoR
                     sim.result()  # raises what stopped it
                     raise DemoError("the simulator stopped on its own")
                 if daemon.poll() is not None:
-                    raise DemoError(
-                        f"the daemon exited with {daemon.returncode}:\n{_tail(log_path)}"
-                    )
+                    tail = await asyncio.to_thread(log_tail, log_path)
+                    raise DemoError(f"the daemon exited with {daemon.returncode}:\n{tail}")
                 if progress is not None:
                     progress(plant, heard)
                 await sleep_or_stop(stop, TICK_S)
@@ -221,7 +193,7 @@ async def run_demo(opts: DemoOptions, progress: Progress | None = None) -> DemoR
             if sim is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(sim, 20.0)
-            await asyncio.to_thread(_stop_daemon, daemon)
+            await asyncio.to_thread(stop_process, daemon, DAEMON_STOP_TIMEOUT_S)
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

@@ -1,4 +1,5 @@
-"""A real Mosquitto broker for tests, on a free loopback port with a generated config.
+"""A Mosquitto broker of our own, on a free loopback port with a generated config: the demo's
+(:mod:`harness.demo.broker`), the tests' and the benches'.
 
 The broker can be stopped and started again on the same port, so tests can take it away
 under a connected client and bring it back.  With ``users`` it takes only those users (a
@@ -17,9 +18,10 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
-HOST = "127.0.0.1"
-_SBIN_DIRS = "/usr/sbin:/usr/local/sbin"
+HOST: Final = "127.0.0.1"
+_SBIN_DIRS: Final = "/usr/sbin:/usr/local/sbin"
 
 
 def find_mosquitto() -> str | None:
@@ -27,14 +29,15 @@ def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or shutil.which("mosquitto", path=_SBIN_DIRS)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on the loopback address now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _accepts_connections(host: str, port: int) -> bool:
+def accepts_connections(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
             return True
@@ -52,16 +55,20 @@ class MosquittoBroker:
         *,
         users: Mapping[str, str] | None = None,
         acl: str = "",
+        own_session: bool = False,
     ) -> None:
         self.executable = executable
         self.host = HOST
-        self.port = _free_port()
+        self.port = free_port()
         self.workdir = workdir
         self.config_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
         self.acl_path = workdir / "acl"
         self.users = dict(users or {})
         """User → password; empty: anonymous clients, no ACL."""
+        self.own_session = own_session
+        """Run it in a session of its own: a Ctrl-C at the terminal does not reach it (the demo
+        stops it last)."""
         self._process: subprocess.Popen[bytes] | None = None
         if self.users:
             self._write_passwords()
@@ -132,9 +139,10 @@ class MosquittoBroker:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                start_new_session=self.own_session,
             )
         deadline = time.monotonic() + timeout_s
-        while not _accepts_connections(self.host, self.port):
+        while not accepts_connections(self.host, self.port):
             if self._process.poll() is not None:
                 code = self._process.returncode
                 self._process = None
