@@ -14,12 +14,17 @@ checks again.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from controller.thermal import PotThermal
 from wire import Name
+
+Ka = TypeVar("Ka", float, npt.NDArray[np.float64])
+"""A current [kA], or an array of them: the line model's curves take either."""
 
 FARADAY_KG_PER_KAH = 0.3356
 """Aluminium per kA·h at 100 % current efficiency [kg] (27 / (3 · 96485) · 3600)."""
@@ -123,20 +128,20 @@ class LineModel(_Asset, frozen=True):
     def ramp_ka_per_h(self) -> float:
         return self.ramp_frac_per_h * self.nominal_current_ka
 
-    def power_mw(self, current_ka: float) -> float:
+    def power_mw(self, current_ka: Ka) -> Ka:
         """Line power at ``current_ka`` with nominal pot resistance [MW]."""
         i = current_ka
         return self.pots * (self.e0_v * i + self.resistance_uohm * 1e-3 * i * i) * 1e-3
 
-    def dpower_mw_per_ka(self, current_ka: float) -> float:
+    def dpower_mw_per_ka(self, current_ka: Ka) -> Ka:
         return self.pots * (self.e0_v + 2.0 * self.resistance_uohm * 1e-3 * current_ka) * 1e-3
 
-    def heat_mw(self, current_ka: float) -> float:
+    def heat_mw(self, current_ka: Ka) -> Ka:
         """Heat generated in the line's pots at ``current_ka`` [MW]."""
         i = current_ka
         return self.pots * i * (self.e0_v - self.e_tn_v + self.resistance_uohm * 1e-3 * i) * 1e-3
 
-    def dheat_mw_per_ka(self, current_ka: float) -> float:
+    def dheat_mw_per_ka(self, current_ka: Ka) -> Ka:
         return (
             self.pots
             * (self.e0_v - self.e_tn_v + 2.0 * self.resistance_uohm * 1e-3 * current_ka)

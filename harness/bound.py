@@ -48,10 +48,15 @@ from controller.planner.highs import HighsModel, LpStatus
 from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.planner.lp import FloatArray, IntArray, LinearProgram
 from controller.planner.model import (
+    HEAT_END_OF_DAY_FRAC,
     PRICE_THROUGHPUT_PER_MWH,
     Axis,
     add_band_duration,
     add_line_ramp,
+    add_ramp,
+    bess_energy,
+    day_starts,
+    tangent,
 )
 from controller.planner.recursion import Recursion, Term
 from controller.planner.types import PlannerConfig
@@ -63,7 +68,6 @@ from simulator.scenario import Scenario
 
 PRICE_SHED_PER_MWH = 1e3
 TIME_LIMIT_S = 600.0
-HEAT_END_OF_DAY_FRAC = 0.2
 TANGENTS = 5
 """Tangent points of P(I) across the envelope (the hull's lower side)."""
 
@@ -123,7 +127,7 @@ def _figures(
     used = (x[cols["used"]] - (x[cols["export"]] if "export" in cols else 0.0)) * dt
     day1 = round(DAY_S / (dt[0] * 3600.0))
     hull = sum(
-        float(np.sum((x[cols[f"p-{ln.name}"]] - _power_mw(ln, x[cols[f"I-{ln.name}"]])) * dt))
+        float(np.sum((x[cols[f"p-{ln.name}"]] - ln.power_mw(x[cols[f"I-{ln.name}"]])) * dt))
         for ln in site.lines
     )
     overlap = sum(
@@ -140,12 +144,6 @@ def _figures(
         "bess_overlap_mwh": round(overlap, 3),
         "shed_mwh": round(float(np.sum(x[cols["shed"]] * dt)), 3),
     }
-
-
-def _power_mw(line: LineModel, current_ka: FloatArray) -> FloatArray:
-    """P(I) of the line model, on an array."""
-    i = np.asarray(current_ka, dtype=float)
-    return np.asarray(line.pots * (line.e0_v * i + line.resistance_uohm * 1e-3 * i * i) * 1e-3)
 
 
 def _build(
@@ -166,16 +164,15 @@ def _build(
         cur, p = _line(lp, site, line, axis, cfg)
         cols[f"I-{line.name}"], cols[f"p-{line.name}"] = cur, p
         if pins is not None:
-            i_ref = pins[line.name]
-            slope = line.pots * (line.e0_v + 2e-3 * line.resistance_uohm * i_ref) * 1e-3
+            p0, slope = tangent(line.power_mw, line.dpower_mw_per_ka, pins[line.name])
             k = np.arange(n)
             lp.rows(
                 f"{line.name}-power_pinned",
                 np.concatenate([k, k]),
                 np.concatenate([p, cur]),
                 np.concatenate([np.ones(n), -slope]),
-                _power_mw(line, i_ref) - slope * i_ref,
-                _power_mw(line, i_ref) - slope * i_ref,
+                p0,
+                p0,
                 n,
             )
         load.append(p)
@@ -186,16 +183,14 @@ def _build(
         ch = lp.var(f"ch-{b.name}", n, 0.0, b.power_mw, price)
         dis = lp.var(f"dis-{b.name}", n, 0.0, (1.0 - reserve) * b.power_mw, price)
         e = lp.var(f"E-{b.name}", n, 0.0, b.energy_mwh)
-        eta = float(np.sqrt(b.round_trip_efficiency))
-        r = Recursion(f"{b.name}-soc", 1.0).rows(
-            e, [Term(ch, dt * eta), Term(dis, -dt / eta)], sim.soc_frac * b.energy_mwh
-        )
+        rec, c_ch, c_dis = bess_energy(b, dt)
+        r = rec.rows(e, [Term(ch, c_ch), Term(dis, c_dis)], sim.soc_frac * b.energy_mwh)
         lp.rows(f"{b.name}-soc", r.row, r.col, r.val, r.rhs, r.rhs, n)
         cols[f"ch-{b.name}"], cols[f"dis-{b.name}"] = ch, dis
         supply += [(dis, 1.0), (ch, -1.0)]
     for c, unit in zip(site.captive, plant.captive, strict=True):
         col = lp.var(f"c-{c.name}", n, c.min_mw, c.max_mw)
-        _ramp(lp, f"{c.name}-ramp", col, unit.power_mw, c.ramp_mw_per_h * dt)
+        add_ramp(lp, f"{c.name}-ramp", col, unit.power_mw, c.ramp_mw_per_h * dt)
         supply.append((col, 1.0))
     cols["used"] = lp.var("renewable_used", n, 0.0, available, -dt)
     supply.append((cols["used"], 1.0))
@@ -220,21 +215,15 @@ def _build(
     return lp, cols
 
 
-def _ramp(lp: LinearProgram, family: str, col: IntArray, now: float, lim: FloatArray) -> None:
-    n = len(col)
-    k = np.arange(n)
-    lb, ub = -lim.copy(), lim.copy()
-    lb[0] += now
-    ub[0] += now
-    row = np.concatenate([k, k[1:]])
-    val = np.concatenate([np.ones(n), -np.ones(n - 1)])
-    lp.rows(family, row, np.concatenate([col, col[:-1]]), val, lb, ub, n)
+def _last_of_days(site: SiteModel, axis: Axis) -> IntArray:
+    """Steps after which a new local day starts (the planner's rule, :func:`day_starts`: a
+    step straddling midnight belongs to the day it starts in)."""
+    return np.flatnonzero(day_starts(site, axis)[1:]).astype(np.int64)
 
 
-def _midnights(site: SiteModel, axis: Axis) -> IntArray:
-    """Steps that end on a local midnight."""
-    local = (axis.ends_s + site.utc_offset_h * 3600.0) % DAY_S
-    return np.flatnonzero(np.minimum(local, DAY_S - local) < 1e-6).astype(np.int64)
+def _ends_on_midnight(site: SiteModel, axis: Axis) -> bool:
+    local = (axis.ends_s[-1] + site.utc_offset_h * 3600.0) % DAY_S
+    return bool(min(local, DAY_S - local) < 1e-6)
 
 
 def _line(
@@ -245,10 +234,7 @@ def _line(
     lo_ka, hi_ka = line.deep_low_frac * i_n, line.high_max_frac * i_n
     cur = lp.var(f"I-{line.name}", n, lo_ka, hi_ka)
     add_line_ramp(lp, line, cur, i_n, dt)
-    add_band_duration(lp, line, cur, 0.0, 0.0, axis)
-    for name in lp.blocks:
-        if name.startswith(f"slack:{line.name}-") and name.endswith("-duration"):
-            lp.hi[list(lp.blocks).index(name)][:] = 0.0  # the duration budget is hard here
+    add_band_duration(lp, line, cur, 0.0, 0.0, axis, hard=True)
     # line power: the convex hull of P(I) over the envelope
     p = lp.var(f"p-{line.name}", n, line.power_mw(lo_ka), line.power_mw(hi_ka))
     k = np.arange(n)
@@ -285,7 +271,9 @@ def _line(
         lp.rows(f"{line.name}-hx_lag", r.row, r.col, r.val, r.rhs, r.rhs, n - 1)
     b = line.heat_budget_mwh
     h_lo, h_hi = np.full(n, -b), np.full(n, b)
-    nights = _midnights(site, axis)
+    nights = _last_of_days(site, axis)
+    if _ends_on_midnight(site, axis):
+        nights = np.append(nights, n - 1)
     h_lo[nights], h_hi[nights] = -HEAT_END_OF_DAY_FRAC * b, HEAT_END_OF_DAY_FRAC * b
     h = lp.var(f"H-{line.name}", n, h_lo, h_hi)
     g = heat_gain_h(line, dt)
@@ -324,15 +312,13 @@ def _production(
     t0 = axis.times_s[0]
     since_h = (t0 / 3600.0 + site.utc_offset_h) % 24.0
     p0 = line.production_t_per_h(line.nominal_current_ka) * since_h
-    nights = _midnights(site, axis)
-    a = np.ones(n)
-    a[nights[nights + 1 < n] + 1] = 0.0
-    ends = np.unique(np.append(nights, n - 1)).astype(np.int64)
+    a = np.where(day_starts(site, axis), 0.0, 1.0)
+    ends = np.unique(np.append(_last_of_days(site, axis), n - 1)).astype(np.int64)
     expr = Recursion(f"{line.name}-production", a).closed_form(ends, [Term(cur, dt * rho)], p0, n=n)
     target = line.daily_target_t
     lo = np.full(ends.size, target)
     hi = np.full(ends.size, target * (1.0 + cfg.production_tolerance_frac))
-    if ends[-1] not in nights:
+    if not _ends_on_midnight(site, axis):
         left_h = (DAY_S - (axis.ends_s[-1] + site.utc_offset_h * 3600.0) % DAY_S) / 3600.0
         lo[-1] = (
             target - line.production_t_per_h(line.high_max_frac * line.nominal_current_ka) * left_h

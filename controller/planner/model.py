@@ -209,17 +209,12 @@ def renewable_weight_h(axis: Axis) -> FloatArray:
 
 
 def tangent(
-    f: Callable[[float], float], df: Callable[[float], float], x: FloatArray
+    f: Callable[[FloatArray], FloatArray], df: Callable[[FloatArray], FloatArray], x: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """f(x) ≈ c0 + c1·x near each x[k]: (c0, c1)."""
-    c1 = on_values(df, x)
-    return on_values(f, x) - c1 * x, c1
-
-
-def on_values(f: Callable[[float], float], x: FloatArray) -> FloatArray:
-    """f at each x[k], evaluated once per distinct value (a plan repeats a few currents)."""
-    values, inverse = np.unique(x, return_inverse=True)
-    return np.asarray(np.array([f(float(v)) for v in values])[inverse], dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    c1 = np.asarray(df(x), dtype=np.float64)
+    return np.asarray(f(x), dtype=np.float64) - c1 * x, c1
 
 
 def add_line_band(
@@ -244,17 +239,21 @@ def add_line_ramp(
     lp: LinearProgram, line: LineModel, cur: IntArray, i_now_ka: float, dt: FloatArray
 ) -> None:
     """Ramp: |I[k] − I[k−1]| ≤ ramp·Δ[k], with I[−1] the present current."""
-    n = len(cur)
-    lim = line.ramp_ka_per_h * dt
+    add_ramp(lp, f"{line.name}-ramp", cur, i_now_ka, line.ramp_ka_per_h * dt)
+
+
+def add_ramp(lp: LinearProgram, family: str, col: IntArray, now: float, lim: FloatArray) -> None:
+    """|z[k] − z[k−1]| ≤ lim[k] for the block ``col``, with z[−1] = ``now``: one ranged row
+    per step."""
+    n = len(col)
     k = np.arange(n)
     row = np.concatenate([k, k[1:]])
-    col = np.concatenate([cur, cur[:-1]])
+    cols = np.concatenate([col, col[:-1]])
     val = np.concatenate([np.ones(n), -np.ones(n - 1)])
-    lb = -lim
-    ub = lim.copy()
-    lb[0] += i_now_ka
-    ub[0] += i_now_ka
-    lp.rows(f"{line.name}-ramp", row, col, val, lb, ub, n)
+    lb, ub = -lim, lim.copy()
+    lb[0] += now
+    ub[0] += now
+    lp.rows(family, row, cols, val, lb, ub, n)
 
 
 def add_band_duration(
@@ -264,6 +263,8 @@ def add_band_duration(
     deep_used_h: float,
     high_used_h: float,
     axis: Axis,
+    *,
+    hard: bool = False,
 ) -> None:
     """Excursions beyond the continuous band, limited per 24 h window (area form)::
 
@@ -273,7 +274,8 @@ def add_band_duration(
 
     i.e. at most ``deep_max_h`` hours at full depth, or longer when shallower; the windows are
     the horizon's successive 24 h (by step start), the first one net of the hours used.  A
-    side without depth (no deep or high band) has no x.
+    side without depth (no deep or high band) has no x.  The budget is soft (priced slack,
+    for a present current already beyond it) unless ``hard``.
     """
     n, dt = axis.n, axis.dt_h
     i_n = line.nominal_current_ka
@@ -303,7 +305,13 @@ def add_band_duration(
         if depth <= 0:
             continue
         x = lp.var(f"x{side}-{line.name}", n, 0.0, np.inf, PRICE_EXCURSION_PER_KAH * dt)
-        over = lp.var(f"slack:{line.name}-{side}-duration", 1, 0.0, np.inf, PRICE_DURATION_PER_KAH)
+        over = lp.var(
+            f"slack:{line.name}-{side}-duration",
+            1,
+            0.0,
+            0.0 if hard else np.inf,
+            PRICE_DURATION_PER_KAH,
+        )
         rows.append(k)
         cols.append(x)
         vals.append(np.full(n, sign))
@@ -391,9 +399,11 @@ def day_starts(site: SiteModel, axis: Axis) -> npt.NDArray[np.bool_]:
     daemon re-plans on events), so a step that straddles midnight belongs to the day it
     starts in and the next step starts the new day; on a grid aligned to midnight that is
     the step starting at midnight."""
-    days = np.array([site.local_day(t) for t in axis.times_s])
-    first = site.local_day(axis.times_s[0]) != site.local_day(axis.times_s[0] - 1.0)
-    return np.concatenate([[first], days[1:] != days[:-1]])
+    # site.local_day, on the array (step k's day, and the day a second before the first)
+    days = np.floor_divide(
+        np.append(axis.times_s[0] - 1.0, axis.times_s) / 3600.0 + site.utc_offset_h, 24.0
+    )
+    return np.asarray(days[1:] != days[:-1], dtype=np.bool_)
 
 
 def day_ends(site: SiteModel, axis: Axis) -> IntArray:
@@ -524,16 +534,9 @@ def add_captive(
     cost = dt * (cfg.weight_co2_per_t * c.co2_t_per_mwh + cfg.weight_cost_per_cny * c.cost_per_mwh)
     col = lp.var(f"c-{c.name}", n, c.min_mw, c.max_mw, cost)
     lim = c.ramp_mw_per_h * dt
-    k = np.arange(n)
-    row = np.concatenate([k, k[1:]])
-    cols = np.concatenate([col, col[:-1]])
-    val = np.concatenate([np.ones(n), -np.ones(n - 1)])
-    lb, ub = -lim, lim.copy()
     # start from where it is, even if that is outside its limits: never an infeasible first step
     now = min(max(now_mw, c.min_mw - lim[0]), c.max_mw + lim[0])
-    lb[0] += now
-    ub[0] += now
-    lp.rows(f"{c.name}-ramp", row, cols, val, lb, ub, n)
+    add_ramp(lp, f"{c.name}-ramp", col, now, lim)
     return col
 
 

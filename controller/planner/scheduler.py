@@ -22,7 +22,7 @@ import numpy as np
 from controller.planner.highs import HighsModel, LpStatus
 from controller.planner.lineheat import heat_budget, heat_gain_h, hx_lag
 from controller.planner.lp import FloatArray
-from controller.planner.model import Axis, Built, bess_energy, build, on_values
+from controller.planner.model import Axis, Built, bess_energy, build
 from controller.planner.types import (
     LineState,
     PlannerConfig,
@@ -253,7 +253,9 @@ def heat_trajectory(
 ) -> FloatArray:
     """H at the end of each step for a current trajectory, with the true (nonlinear) Q(I)."""
     dt = np.broadcast_to(np.asarray(dt_h, dtype=float), np.shape(current_ka)).copy()
-    dq = on_values(line.heat_mw, current_ka) - line.heat_mw(line.nominal_current_ka)
+    dq = line.heat_mw(np.asarray(current_ka, dtype=np.float64)) - line.heat_mw(
+        line.nominal_current_ka
+    )
     hx, hx_in = hx_lag(line, dt)
     u_next = hx.trajectory(ls.hx_lag_mw, [(dq, hx_in)])
     u = np.concatenate([[ls.hx_lag_mw], u_next[:-1]])
