@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from harness.processes import stop_process
+
 HOST: Final = "127.0.0.1"
 _SBIN_DIRS: Final = "/usr/sbin:/usr/local/sbin"
 
@@ -155,18 +157,8 @@ class MosquittoBroker:
     def stop(self, *, kill: bool = False, timeout_s: float = 5.0) -> None:
         """Stop the broker: SIGTERM (clean) or SIGKILL (``kill``, like a crash)."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            if kill:
-                process.kill()
-            else:
-                process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, timeout_s, kill=kill)
 
     def log_tail(self, lines: int = 20) -> str:
         texts = []

@@ -44,11 +44,17 @@ def cli(
         )
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> int:
-    """SIGTERM, and its exit code; killed (code -9) if it has not stopped within ``timeout_s``.
-    It blocks: from a coroutine, call it through :func:`asyncio.to_thread`."""
+def stop_process(
+    process: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S, *, kill: bool = False
+) -> int:
+    """SIGTERM (or SIGKILL with ``kill``, like a crash), and its exit code; killed (code -9)
+    if it has not stopped within ``timeout_s``.  It blocks: from a coroutine, call it through
+    :func:`asyncio.to_thread`."""
     if process.poll() is None:
-        process.terminate()
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
     try:
         return process.wait(timeout_s)
     except subprocess.TimeoutExpired:

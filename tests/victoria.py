@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mosquitto import free_port
+from harness.processes import stop_process
 
 HOST = "127.0.0.1"
 _DIRS = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin"
@@ -108,18 +109,8 @@ class VictoriaMetrics:
     def stop(self, *, kill: bool = False, timeout_s: float = 10.0) -> None:
         """Stop it: SIGTERM (clean, flushes its data) or SIGKILL (``kill``, like a crash)."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            if kill:
-                process.kill()
-            else:
-                process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, timeout_s, kill=kill)
 
     def _healthy(self) -> bool:
         try:
