@@ -26,6 +26,7 @@ from test_daemon_core import (
     _core,
     _feed,
     _line_setpoints,
+    _plan,
     _running_core,
 )
 
@@ -144,6 +145,25 @@ def test_a_kept_mode_that_names_only_the_sites_assets_is_kept() -> None:
     _feed(core, T0 + 60.0, 0.0)
     core.tick(0.0)
     assert core.mode == manual
+
+
+def test_a_kept_hold_holds_only_the_sites_assets(caplog: pytest.LogCaptureFixture) -> None:
+    """The state file holds a setpoint for line L9, which the site file has lost: the hold
+    keeps L1's and drops L9's, instead of sending it to the safety layer at every dispatch."""
+    saved = _running_core().snapshot(0.0)
+    assert saved is not None
+    hold = ModeCommand(ts=T0, mode=Mode.HOLD)
+    applied = {"potline/L1": 395.0, "potline/L9": 300.0}
+    core = _core()
+    core.restore(msgspec.structs.replace(saved, mode=hold, applied=applied))
+    assert sum("potline/L9" in r.getMessage() for r in caplog.records) == 1
+    _feed(core, T0 + 60.0, 0.0, current_ka=395.0)
+    _plan(core)  # the first dispatch comes with the first plan
+    core.tick(0.0)
+    assert core.mode.mode == Mode.HOLD
+    sent = _line_setpoints(core.drain())
+    assert sent and sent[-1].current_ka == pytest.approx(395.0) and sent[-1].plan_id == "hold"
+    assert not [e for e in core.safety.events if e.code == "unknown_asset"]
 
 
 def test_the_mode_in_force_is_judged_again_after_the_clock_jumped_back() -> None:

@@ -306,7 +306,7 @@ class ControllerCore:
 
     def restore(self, saved: SavedState) -> None:
         """Resume from a state file: the mode now, the lines at the first telemetry."""
-        self.modes.restore(saved.mode, saved.applied)
+        self.modes.restore(saved.mode, saved.applied, self.safety.limits.keys())
         self.resume.take(saved)
 
     def restore_forecasters(self, supply: SupplyForecaster, saved_ts: float) -> None:

@@ -4,7 +4,7 @@ and ``manual`` (the operator's own setpoints, still through hard and ramp limits
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from controller.safety import Key
 from wire import Mode, ModeCommand, Source
@@ -42,12 +42,20 @@ class OperatorModes:
         log.info("mode %s set by the operator", command.mode.value)
         return True
 
-    def restore(self, command: ModeCommand | None, applied: Mapping[str, float]) -> None:
-        """From a state file: the mode, and the setpoints sent last (``"kind/asset"`` keys)."""
+    def restore(
+        self, command: ModeCommand | None, applied: Mapping[str, float], known: Collection[Key]
+    ) -> None:
+        """From a state file: the mode, and the setpoints sent last (``"kind/asset"`` keys) of
+        the ``known`` assets (the site's: one the site no longer has would be held, and
+        refused by the safety layer, at every dispatch)."""
         if command is not None:
             self.command = command
-        split = (k.split("/", 1) for k in applied)
-        self.held = {(p[0], p[1]): applied[f"{p[0]}/{p[1]}"] for p in split if len(p) == 2}
+        split = (tuple(k.split("/", 1)) for k in applied)
+        keys = [(p[0], p[1]) for p in split if len(p) == 2]
+        self.held = {k: applied[f"{k[0]}/{k[1]}"] for k in keys if k in known}
+        gone = sorted(f"{k[0]}/{k[1]}" for k in keys if k not in known)
+        if gone:
+            log.warning("setpoints kept for assets the site no longer has: dropped: %s", gone)
 
     def saved(self) -> ModeCommand | None:
         """The command to keep across a restart (None: automatic, never set)."""
