@@ -19,7 +19,8 @@ the same inputs:
   ``first_ms``; ``cold_solves`` counts the plans that could not be warm-started
   (structure changed: another number of local midnights in the horizon).
 
-Times are the planner's ``solve_ms`` (build + solve + extraction).  Targets (issue #16):
+Times are the planner's ``solve_ms`` (build + solve; the extraction of the plan after it is
+not counted, for the scipy baseline neither).  Targets (issue #16):
 1 line 48 h @ 15 min ≤ 10 ms; 4 lines 48 h @ 5 min ≤ 1 s; 6 lines 48 h @ 15 min ≤ 500 ms.
 
     .venv/bin/python bench/bench_scheduler.py [--repeats 9] [--lines 1,4,6]
