@@ -12,6 +12,8 @@ import errno
 import logging
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -575,6 +577,22 @@ def test_state_file_round_trip_and_resume_at_the_first_telemetry(tmp_path: Path)
     h_new = fresh.tracker.state(T0 + 1800.0).lines["L1"].heat_budget_mwh
     assert h_old != 0.0 and h_new == pytest.approx(h_old, rel=1e-9)
     assert any("resumed from the state file" in r for r in fresh.status().reasons)
+
+
+def test_temporaries_left_by_a_killed_writer_are_removed_and_no_others(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{}")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".state.json.{dead.pid}.tmp"  # a writer killed mid-write
+    mine = tmp_path / f".state.json.{os.getpid()}.tmp"  # this process's write in progress
+    alive = tmp_path / f".state.json.{os.getppid()}.tmp"  # another live process's
+    other = tmp_path / ".other.json.1.tmp"
+    for f in (left, mine, alive, other):
+        f.write_text("half")
+    assert persist.remove_stale_temporaries(state) == [left]
+    assert not left.exists() and mine.exists() and alive.exists() and other.exists()
+    assert state.read_text() == "{}"
 
 
 def test_an_unreadable_state_file_is_moved_aside_with_the_reason(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ What survives a restart is :class:`~controller.core.records.SavedState` (each li
 budget, exchanger lag, production today and band usage, the operator's mode, the last
 setpoints and the last plan).  :func:`save` writes it atomically (temporary file, fsync,
 rename), so a crash mid-write leaves the previous file whole, and a write that fails (a full
-disk) leaves no temporary file behind; :func:`load` says why a file
+disk) leaves no temporary file behind (one that a ``kill -9`` mid-write left is removed at
+the next start, :func:`remove_stale_temporaries`); :func:`load` says why a file
 cannot be used instead of raising.  The renewable forecasters' learning is kept beside it
 (:func:`save_forecasters`, :func:`load_forecasters`), so a restart does not forecast cold.
 """
@@ -69,6 +70,31 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files :func:`write_atomic` left beside ``path`` when a process was
+    killed mid-write (``.<name>.<pid>.tmp`` of a process that no longer runs); returns them.
+    Harmless otherwise (the real file is replaced atomically), but they would pile up."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid_text = tmp.name.removeprefix(f".{path.name}.").removesuffix(".tmp")
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _running(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, as another user's: not ours to judge
+    return True
 
 
 def forecasters_path(state_path: Path) -> Path:

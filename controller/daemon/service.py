@@ -170,6 +170,9 @@ class Daemon:
     # --- start ----------------------------------------------------------------------------
 
     def load_state(self) -> None:
+        for path in (self.state_path, self.forecasters_path):
+            for tmp in persist.remove_stale_temporaries(path):
+                log.info("removed %s, left by a process killed while writing it", tmp)
         loaded = persist.load(self.state_path)
         if loaded.state is not None:
             self.core.restore(loaded.state)
