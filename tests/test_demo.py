@@ -50,6 +50,7 @@ def test_the_demo_writes_its_files_and_says_where_the_report_is(demo_out: tuple[
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     kpis = json.loads((out / "kpis.json").read_text(encoding="utf-8"))
     assert kpis["broker"] == "mosquitto" and not kpis["interrupted"]
+    assert kpis["influx"] is None  # the daemon logged to points/, read below
     for side in ("controller", "flat"):
         k = kpis[side]
         assert _num(k, "co2_t_per_t_al") == pytest.approx(k["co2_t"] / k["aluminium_t"], rel=1e-3)
