@@ -5,62 +5,32 @@ driven through chromium-driver)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import line_protocol_parser
 import pytest
+from demo_helpers import SCENARIO, demo, require
 
 from harness.backtest import run_backtest
 from harness.demo.figures import FIGURES
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
-SCENARIO = "yunnan-hydro-solar"
 DAYS = 0.5
 SPEED = 1500.0
 PNGS = {*FIGURES, "hourly_share"}
 
 
-def _require(what: str, found: object) -> None:
-    if found:
-        return
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is not installed (REQUIRE_SERVICES=1)")
-    pytest.skip(f"{what} is not installed")
-
-
-def _demo(out: Path, *argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smelter_ems.cli",
-            "demo",
-            "--scenario",
-            SCENARIO,
-            "--out",
-            str(out),
-            *argv,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One demo run of half a simulated day, shared by the tests that read its files."""
-    _require("mosquitto", shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists())
+    require("mosquitto", shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists())
     out = tmp_path_factory.mktemp("demo")
-    process = _demo(out, "--days", str(DAYS), "--speed", str(SPEED))
+    process = demo(out, "--days", str(DAYS), "--speed", str(SPEED))
     stdout, stderr = process.communicate(timeout=180)
     assert process.returncode == 0, stderr[-3000:]
     return out, stdout
@@ -80,6 +50,7 @@ def test_the_demo_writes_its_files_and_says_where_the_report_is(demo_out: tuple[
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     kpis = json.loads((out / "kpis.json").read_text(encoding="utf-8"))
     assert kpis["broker"] == "mosquitto" and not kpis["interrupted"]
+    assert kpis["influx"] is None  # the daemon logged to points/, read below
     for side in ("controller", "flat"):
         k = kpis[side]
         assert _num(k, "co2_t_per_t_al") == pytest.approx(k["co2_t"] / k["aluminium_t"], rel=1e-3)
@@ -131,7 +102,7 @@ def test_the_report_renders_offline_in_headless_chromium(demo_out: tuple[Path, s
     """Every figure is there, decoded and not blank, and the page asks the network for nothing
     (Chrome's own network log, not a guess from the HTML)."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    _require(
+    require(
         "chromium and chromium-driver (apt-get install chromium chromium-driver)",
         chromium and driver_path,
     )
@@ -181,7 +152,7 @@ def test_the_report_renders_offline_in_headless_chromium(demo_out: tuple[Path, s
 def test_the_demo_runs_on_the_embedded_broker_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     """amqtt instead of Mosquitto; SIGINT after two plant-hours: the daemon and the broker are
     gone, a report of the hours run is written, and the exit code says it was interrupted."""
-    process = _demo(tmp_path, "--days", "1", "--speed", "1200", "--embedded-broker")
+    process = demo(tmp_path, "--days", "1", "--speed", "1200", "--embedded-broker")
     deadline = time.monotonic() + 60.0
     while time.monotonic() < deadline and not (tmp_path / "run" / "daemon.log").exists():
         time.sleep(0.1)

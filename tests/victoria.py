@@ -8,6 +8,7 @@ What differs from InfluxDB (DESIGN §7): bucket and org are ignored; times are s
 milliseconds; a field becomes the metric ``{measurement}_{field}`` with the tags as labels;
 a string field is read as a number when it looks like one (``"7e5100000123"`` is +Inf, ``"nan"``
 is dropped) and stored as 0 otherwise; a malformed line is skipped with a 204 all the same.
+It ignores the token too: :class:`RecordingProxy`, in front of it, shows what a client sent.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from harness.mosquitto import free_port
@@ -147,3 +153,89 @@ class VictoriaMetrics:
             return ""
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class ProxiedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    authorization: str | None
+    status: int
+    """What the server answered (0: it could not be reached)."""
+
+
+class RecordingProxy:
+    """An HTTP proxy on a free loopback port that passes every request on to ``target`` (a
+    :class:`VictoriaMetrics`) and its answer back, and keeps what the client sent: the path, the
+    query (org, bucket, precision) and the Authorization header, which VictoriaMetrics ignores.
+    Use it as a context manager."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.requests: list[ProxiedRequest] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((HOST, 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self._server.server_address[1]}"
+
+    def __enter__(self) -> RecordingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+        request = urllib.request.Request(
+            self.target + path, data=body or None, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30.0) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 0
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                passed = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in {"content-type", "content-encoding", "authorization"}
+                }
+                status = proxy._forward("POST", self.path, passed, body)
+                split = urllib.parse.urlsplit(self.path)
+                with proxy._lock:
+                    proxy.requests.append(
+                        ProxiedRequest(
+                            "POST",
+                            split.path,
+                            urllib.parse.parse_qs(split.query),
+                            self.headers.get("Authorization"),
+                            status,
+                        )
+                    )
+                self.send_response(status or 502)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the requests are in ``proxy.requests``."""
+
+        return Handler

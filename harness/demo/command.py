@@ -83,6 +83,9 @@ def demo_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--speed must be in (0, {MAX_SPEED:g}], got {args.speed:g}")
         if args.broker is not None and not args.broker.startswith("mqtt://"):
             raise ValueError(f"--broker must be mqtt://HOST:PORT, got {args.broker}")
+        influx_flags = (args.influx_url, args.influx_org, args.influx_bucket)
+        if any(v is not None for v in influx_flags) and not all(influx_flags):
+            raise ValueError("--influx-url, --influx-org and --influx-bucket go together")
         if args.influx_url is not None:
             settings = with_overrides(
                 InfluxSettings(),
@@ -142,6 +145,7 @@ def demo_command(args: argparse.Namespace) -> int:
         interrupted=run.interrupted,
     )
     kpis["wall_s"] = round(run.wall_s, 1)
+    kpis["influx"] = _influx(args, run.unsent_points)
     (out / "kpis.json").write_text(json.dumps(kpis, indent=1), encoding="utf-8")
     inputs = Inputs(
         run.plant.trace.arrays(), flat.trace.arrays(), run.heard, site, scenario.utc_offset_h
@@ -151,8 +155,28 @@ def demo_command(args: argparse.Namespace) -> int:
     report = out / "report.html"
     write_page(report, kpis, figures, ControllerSection().cycle_min)
     print(_summary(kpis))
+    if run.unsent_points:
+        print(
+            f"smelter-ems: warning: {run.unsent_points} of the daemon's points did not reach "
+            f"InfluxDB at {args.influx_url} ({out / 'run' / 'daemon.log'} says why); they are "
+            f"in {out / 'points' / 'spool'} (line protocol, precision ms) until the next demo "
+            "in this folder",
+            file=sys.stderr,
+        )
     print(f"report: {report.resolve()}")
     return EXIT_INTERRUPTED if run.interrupted else EXIT_OK
+
+
+def _influx(args: argparse.Namespace, unsent_points: int | None) -> dict[str, object] | None:
+    """Where the daemon's points went, for ``kpis.json`` and the page; None: ``points/``."""
+    if args.influx_url is None:
+        return None
+    return {
+        "url": args.influx_url,
+        "org": args.influx_org,
+        "bucket": args.influx_bucket,
+        "unsent_points": unsent_points,
+    }
 
 
 def _summary(kpis: dict[str, object]) -> str:

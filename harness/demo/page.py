@@ -70,8 +70,12 @@ units at their own factor); anodes and alumina are not included. Definitions: do
 process) exchanged telemetry and setpoints over MQTT; the daemon planned every
 {{ cycle_min|round|int }} min of plant time ({{ k.controller.plans }} plans, solve time median
 {{ k.controller.solve_ms_p50 }} ms). Plant values are the simulator's truth. Files next to this
-page: <code>kpis.json</code>, the figures as PNG, <code>points/</code> (everything the daemon
-logged, line protocol) and <code>run/</code> (its config, site file and log).</p>
+page: <code>kpis.json</code>, the figures as PNG, {% if k.influx %}<code>points/spool/</code> (what
+the daemon could not write to InfluxDB: {{ k.influx.unsent_points }} points) and <code>run/</code>
+(its config, site file and log). The daemon logged everything else to InfluxDB at
+<code>{{ k.influx.url }}</code>, org <code>{{ k.influx.org }}</code>, bucket
+<code>{{ k.influx.bucket }}</code>.{% else %}<code>points/</code> (everything the daemon logged,
+line protocol) and <code>run/</code> (its config, site file and log).{% endif %}</p>
 </body></html>
 """
 

@@ -73,6 +73,9 @@ class DemoRun:
     """What carried the messages: mosquitto, amqtt, or the URL given."""
     interrupted: bool
     wall_s: float
+    unsent_points: int | None = None
+    """With ``--influx-url``: points the daemon could not write to InfluxDB, left in its spool
+    (``points/spool``); None when it logged to files."""
 
 
 def _write_config(opts: DemoOptions, settings: MqttSettings, run_dir: Path, points: Path) -> Path:
@@ -120,14 +123,29 @@ async def _daemon_ready(
 
 def prepare_out(out: Path) -> tuple[Path, Path]:
     """``out/run`` (config, site, state, logs) and ``out/points`` (the daemon's line-protocol
-    log), emptied of a previous run's state and points."""
+    log, and its spool for InfluxDB in ``points/spool``), emptied of a previous run's state and
+    points: a spool left by a run whose database was away would otherwise be replayed into
+    this run's database."""
     # absolute: the daemon's config file names its site file, taken relative to the config
     run_dir, points = out.resolve() / "run", out.resolve() / "points"
     run_dir.mkdir(parents=True, exist_ok=True)
     points.mkdir(parents=True, exist_ok=True)
-    for old in (*run_dir.glob("state.json*"), run_dir / "daemon.log", *points.glob("*.lp")):
+    spooled = (points / "spool").glob("*.lp")
+    for old in (
+        *run_dir.glob("state.json*"),
+        run_dir / "daemon.log",
+        *points.glob("*.lp"),
+        *spooled,
+    ):
         old.unlink(missing_ok=True)
     return run_dir, points
+
+
+def unsent_points(points: Path) -> int:
+    """Points the stopped daemon left in its spool (``points/spool``, line-protocol segments,
+    one point a line): those InfluxDB did not take (unreachable, or refusing the token, org or
+    bucket; ``run/daemon.log`` says which)."""
+    return sum(p.read_bytes().count(b"\n") for p in (points / "spool").glob("*.lp"))
 
 
 async def run_demo(opts: DemoOptions, progress: Progress | None = None) -> DemoRun:
@@ -203,7 +221,8 @@ async def run_demo(opts: DemoOptions, progress: Progress | None = None) -> DemoR
     finally:
         if local is not None:
             await asyncio.to_thread(local.stop)
-    return DemoRun(plant, heard, carrier, interrupted, time.monotonic() - started)
+    unsent = None if opts.influx_url is None else unsent_points(points)
+    return DemoRun(plant, heard, carrier, interrupted, time.monotonic() - started, unsent)
 
 
 def publish_interval_s(speed: float) -> float:
