@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,50 @@ def test_files_that_are_not_segments_are_left_alone(tmp_path: Path) -> None:
 def test_a_cap_below_one_byte_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         Spool(tmp_path, max_bytes=0)
+
+
+class _DiskFullAfter:
+    """A segment file on a disk that fills after ``room`` more bytes: the write puts that
+    much down, then fails as a full disk does (ENOSPC)."""
+
+    def __init__(self, path: Path, room: int) -> None:
+        self._f = open(path, "ab")  # noqa: SIM115 (closed by __exit__)
+        self._room = room
+
+    def write(self, data: bytes) -> int:
+        self._f.write(data[: self._room])
+        self._f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __enter__(self) -> _DiskFullAfter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+
+@pytest.mark.parametrize("room", [0, 7, 20, 33])
+def test_a_write_that_fills_the_disk_leaves_no_part_of_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int
+) -> None:
+    """Half a line (room 7, 33) or a whole line of the failed batch (20) must not stay: the
+    next batch would be joined to the torn line, or a line counted as dropped delivered."""
+    spool = Spool(tmp_path, 10_000)
+    spool.append(lines(0, 3))
+    real_open = Path.open
+
+    def full_disk(self: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if mode == "ab":
+            return _DiskFullAfter(self, room)
+        return real_open(self, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", full_disk)
+    with pytest.raises(OSError):
+        spool.append(lines(3, 2))
+    monkeypatch.undo()
+    assert spool.points == 3
+    spool.append(lines(5, 2))
+    assert drain(spool) == lines(0, 3) + lines(5, 2)
+    assert spool.dropped == 0  # the failed batch is the caller's to count
+    reopened = Spool(tmp_path, 10_000)
+    assert reopened.points == 0 and reopened.dropped == 0

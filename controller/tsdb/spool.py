@@ -11,7 +11,9 @@ newest data is what an operator needs after an outage.  A batch larger than the 
 its newest lines that fit.
 
 Crash safety: a batch is appended with one ``write`` and the file closed, so it survives a crash
-of the process (not necessarily of the machine).  After a restart the existing segments are
+of the process (not necessarily of the machine).  A write that fails part way (a full disk) is
+cut back to the segment's last whole batch and raises: the batch is lost whole, and counted by
+the caller, never half-kept.  After a restart the existing segments are
 replayed and new lines go to a new segment; a torn last line (the process died inside a
 ``write``) is skipped on replay and counted as dropped.  A crash between a delivery and its
 :meth:`Spool.commit` replays those lines again: harmless, as a point written twice to the same
@@ -23,6 +25,7 @@ Not thread-safe: one owner calls it (the writer, from one worker thread at a tim
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,14 +136,29 @@ class Spool:
             self._segments.append(self._active)
         active = self._active
         data = b"".join(encoded[first:])
-        with active.path.open("ab") as f:
-            f.write(data)
+        try:
+            with active.path.open("ab") as f:
+                f.write(data)
+        except OSError:
+            self._undo_torn_append(active)
+            raise
         active.size_bytes += len(data)
         active.lines += len(encoded) - first
         if active.size_bytes >= self.segment_bytes:
             self._active = None
         self.dropped += dropped
         return dropped
+
+    def _undo_torn_append(self, segment: _Segment) -> None:
+        """A write that failed part way (a full disk) may have left part of the batch, maybe
+        half a line, at the segment's end: cut it back to what was complete before, so the
+        next batch is not joined to a torn line (the caller counts the batch as dropped).  If
+        even that fails, the segment takes no more appends and its tail is skipped as torn."""
+        try:
+            os.truncate(segment.path, segment.size_bytes)
+        except OSError:
+            segment.torn = True
+            self._active = None
 
     def _drop_oldest(self) -> int:
         segment = self._segments[0]
