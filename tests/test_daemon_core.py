@@ -28,12 +28,13 @@ from controller.daemon import persist
 from controller.daemon.http import serve_http
 from controller.daemon.service import Daemon
 from controller.planner import scheduler
-from controller.planner.types import PlannerConfig
+from controller.planner.types import PlannerConfig, Schedule
 from controller.site import BessModel, GridModel, LineModel, RenewableModel, SiteModel
 from wire import (
     MAX_PLAN_BYTES,
     BessTelemetry,
     ControllerState,
+    ControllerStatus,
     GridTelemetry,
     Mode,
     ModeCommand,
@@ -458,6 +459,54 @@ def test_a_standby_core_sends_nothing_and_takes_over_from_what_it_measures() -> 
     # from the measured 390 kA, a minute's ramp at most, whatever this core sent before
     assert abs(sent[0].current_ka - 390.0) <= RAMP_KA_PER_S * 60.0 + 1e-9
     assert core.status().state != ControllerState.STANDBY
+
+
+def test_a_standby_records_no_plans_nor_kpis_and_records_the_plan_in_force_on_taking_over() -> None:
+    """Two instances log to one bucket: a standby's plans, states and day-to-date KPIs (from
+    a later start: smaller) would land in the active one's series."""
+    plans: list[str] = []
+    kpis: list[float] = []
+    statuses: list[str] = []
+
+    class Recorded:
+        def payload(self, kind: str, asset: str, payload: msgspec.Struct) -> None:
+            if isinstance(payload, ControllerStatus):
+                statuses.append(payload.state.value)
+
+        def plan(self, schedule: Schedule, state: object) -> None:
+            plans.append(schedule.plan_id)
+
+        def event(self, *a: object, **k: object) -> None: ...
+
+        def kpis(self, ts_s: float, table: dict[str, float]) -> None:
+            kpis.append(ts_s)
+
+    core = _core()
+    core.recorder = Recorded()
+    core.set_standby("instance b holds the lease")
+    start_s = T0 + 1800.0
+    for k in range(0, 91, 2):  # 1.5 h: a plant hour closes, plans are made
+        _feed(core, start_s + 60.0 * k, 0.01 * k)
+        _plan_now(core)
+        core.tick(0.01 * k)
+    assert core.plans_made > 0
+    assert plans == [] and kpis == []
+    assert "standby" in statuses  # its own status, tagged with its instance, is recorded
+    in_force = core.plan
+    assert in_force is not None
+    core.set_standby(None)
+    assert plans == [in_force.plan_id]  # what its first setpoints will name
+    for k in range(92, 181, 2):
+        _feed(core, start_s + 60.0 * k, 0.01 * k)
+        core.tick(0.01 * k)
+    # the hour that closed while it was standby is not its to record; later ones are
+    assert kpis and T0 + 3600.0 not in kpis and kpis[-1] >= T0 + 3 * 3600.0
+
+
+def _plan_now(core: ControllerCore) -> None:
+    job = core.take_plan_job()
+    if job is not None:
+        core.on_schedule(scheduler.solve(job.site, job.state, job.forecast, job.config))
 
 
 class _Payloads:

@@ -357,7 +357,7 @@ class ControllerCore:
         if self.dispatcher.due(now):
             self._dispatch(now)
         for hour_s, table in self.meter.take():
-            if self.recorder is not None:
+            if self.recorder is not None and self.standby is None:
                 self.recorder.kpis(hour_s, table)
         self._emit_status(now)
 
@@ -395,7 +395,7 @@ class ControllerCore:
         if schedule.status == SolveStatus.FALLBACK:
             self._event("fallback", "solver", schedule.reason)
         now = self.clock.now_s
-        if self.recorder is not None and now is not None:
+        if self.recorder is not None and now is not None and self.standby is None:
             self.recorder.plan(schedule, self.tracker.state(now))
         self._outbox.append(
             Publication(self.topics.plan(), encode(plan_message(schedule)), 1, True)
@@ -503,13 +503,22 @@ class ControllerCore:
 
     def set_standby(self, reason: str | None) -> None:
         """Become standby (``reason``: why) or active (None); an instance that becomes active
-        dispatches at once."""
+        dispatches at once.
+
+        Only the active instance records its plans, its tracker's state and the metered KPIs:
+        a standby's would land in the same series as the active one's (its day-to-date KPIs
+        from a later start would overwrite the active's).  Taking over, it records the plan in
+        force, which its first setpoints name.  Telemetry and its own status (tagged with its
+        instance) it records either way."""
         was, self.standby = self.standby, reason
         self.dispatcher.muted = reason is not None
         if was is not None and reason is None:
             # ramp from what the plant runs at now, not from what this instance last sent
             self.safety.forget_applied()
             self.dispatcher.next_s = self.clock.now_s
+            now, plan = self.clock.now_s, self.plans.plan
+            if self.recorder is not None and now is not None and plan is not None:
+                self.recorder.plan(plan, self.tracker.state(now))
         if reason is not None and was is None:
             log.warning("standby: %s", reason)
         elif reason is None and was is not None:
