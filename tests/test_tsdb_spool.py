@@ -167,3 +167,28 @@ def test_a_write_that_fills_the_disk_leaves_no_part_of_its_batch(
     assert spool.dropped == 0  # the failed batch is the caller's to count
     reopened = Spool(tmp_path, 10_000)
     assert reopened.points == 0 and reopened.dropped == 0
+
+
+def test_old_segments_dropped_for_a_write_that_then_fails_are_still_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap makes room first (old segments go), then the write fails on a full disk: the
+    lines of the old segments are gone and must be counted; the failed batch is the caller's."""
+    spool = Spool(tmp_path, 100)  # 5 lines of 20 bytes; segments of 12 bytes: one per append
+    for i in range(5):
+        spool.append(lines(i, 1))
+    assert spool.points == 5
+    real_open = Path.open
+
+    def full_disk(self: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if mode == "ab":
+            return _DiskFullAfter(self, 0)
+        return real_open(self, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", full_disk)
+    with pytest.raises(OSError):
+        spool.append(lines(5, 2))  # 40 bytes: two old lines make room
+    monkeypatch.undo()
+    assert spool.points == 3
+    assert spool.dropped == 2
+    assert drain(spool) == lines(2, 3)

@@ -129,7 +129,9 @@ class Spool:
             self.dropped += dropped
             return dropped
         while self.size_bytes + size > self.max_bytes and self._segments:
-            dropped += self._drop_oldest()
+            lost = self._drop_oldest()
+            self.dropped += lost  # gone now, whether or not the write below succeeds
+            dropped += lost
         if self._active is None:
             self._active = _Segment(self.directory / f"{self._next_seq:012d}.lp", 0, 0)
             self._next_seq += 1
@@ -146,7 +148,7 @@ class Spool:
         active.lines += len(encoded) - first
         if active.size_bytes >= self.segment_bytes:
             self._active = None
-        self.dropped += dropped
+        self.dropped += first
         return dropped
 
     def _undo_torn_append(self, segment: _Segment) -> None:
