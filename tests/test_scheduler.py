@@ -183,6 +183,27 @@ def test_production_target_is_met_within_tolerance() -> None:
     assert today <= line.daily_target_t * (1 + cfg.production_tolerance_frac) + 1e-6
 
 
+def test_the_step_acted_on_keeps_within_the_production_drift() -> None:
+    """Hand case: the line is ahead of pro rata by exactly the drift allowance, at nominal, and
+    a surplus lasts half an hour.  With checkpoints only on the hour the plan would run the
+    first step at the ramp's top (420 kA) and even it out before the hour; a run (or a day)
+    ending meanwhile would keep the excess.  The checkpoint at the end of the first step holds
+    it at nominal: 400 kA puts production exactly on the drift's edge again."""
+    line = LineModel("L1", **BAND5, heat_budget_mwh=1e4)
+    site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5, **FLAT_TARIFF))
+    cfg = PlannerConfig(horizon_h=24)
+    ahead_t = cfg.production_drift_frac * line.daily_target_t
+    state = PlantState(
+        T0, {"L1": LineState(400.0, produced_today_t=produced_so_far(line) + ahead_t)}, {}, {}
+    )
+    r = np.zeros(cfg.steps)
+    r[:2] = 600.0  # a surplus for the first half hour, then nothing
+    s = solve(site, state, flat_forecast(cfg, r), cfg)
+    assert s.status == SolveStatus.OPTIMAL and not s.bent
+    assert s.line_current_ka["L1"][0] == pytest.approx(400.0, abs=1e-6)
+    assert s.line_current_ka["L1"][1] > 410.0  # the surplus is still used where it may be
+
+
 def test_stale_line_is_held_at_nominal() -> None:
     line = LineModel("L1")
     site = SiteModel("s", (line,), grid=GridModel(1000.0, 0.0, 0.5))
